@@ -1,0 +1,235 @@
+"""ViNy: the 4.8M-parameter vision transformer of the study, and its task heads.
+
+The backbone follows the parameterisation of vit-pytorch's ``ViT`` (pre-norm blocks, patch
+embedding LayerNorm -> Linear -> LayerNorm, learnable CLS token and positions, no bias on the
+q/k/v projection), which is what gives the paper's parameter count:
+
+    backbone           4,842,880 parameters
+    + Linear(128, 2)   4,843,138 parameters  (the figure quoted in the paper)
+
+Everything downstream (SimMIM, the classification and the segmentation head) talks to the
+backbone through its public token interface only:
+
+    tokens = backbone.embed_patches(images)   # (B, L, D) patch tokens, no positions yet
+    out = backbone.encode(tokens)             # (B, 1 + L, D) CLS first, after the final norm
+
+so a head never touches a block, a position table or the CLS parameter directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Tri-map classes after remapping the Oxford-IIIT Pet values 1/2/3 to 0/1/2.
+TRIMAP_CLASSES = ("pet", "background", "border")
+
+
+@dataclass(frozen=True)
+class ViNyConfig:
+    """Architecture of ViNy; the defaults are the paper's."""
+
+    image_size: int = 128
+    patch_size: int = 16
+    channels: int = 3
+    dim: int = 128
+    depth: int = 12
+    heads: int = 8
+    dim_head: int = 64
+    mlp_dim: int = 512
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
+        for name in ("image_size", "patch_size", "channels", "dim", "depth", "heads", "dim_head", "mlp_dim"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ViNyConfig.{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def grid(self) -> int:
+        """Patches per side."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid**2
+
+    @property
+    def patch_dim(self) -> int:
+        """Values in one flattened patch (p * p * C)."""
+        return self.patch_size**2 * self.channels
+
+
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, L, p*p*C), patches in row-major order, values ordered (p1, p2, c)."""
+    b, c, h, w = images.shape
+    p = patch_size
+    x = images.reshape(b, c, h // p, p, w // p, p)  # (B, C, gh, p1, gw, p2)
+    x = x.permute(0, 2, 4, 3, 5, 1)  # (B, gh, gw, p1, p2, C)
+    return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
+    """(B, L, p*p*C) -> (B, C, H, W); the exact inverse of :func:`patchify` for square grids."""
+    b, n, _ = patches.shape
+    p = patch_size
+    g = int(round(n**0.5))
+    if g * g != n:
+        raise ValueError(f"unpatchify needs a square number of patches, got {n}")
+    x = patches.reshape(b, g, g, p, p, channels)  # (B, gh, gw, p1, p2, C)
+    x = x.permute(0, 5, 1, 3, 2, 4)  # (B, C, gh, p1, gw, p2)
+    return x.reshape(b, channels, g * p, g * p)
+
+
+class Attention(nn.Module):
+    """Pre-norm multi-head self-attention through ``scaled_dot_product_attention``."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
+        self.to_out = nn.Linear(inner, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        qkv = self.to_qkv(self.norm(x))  # (B, N, 3 * H * Dh)
+        qkv = qkv.reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, N, Dh)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, H, N, Dh)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))  # (B, N, D)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ViNyConfig) -> None:
+        super().__init__()
+        self.attn = Attention(cfg.dim, cfg.heads, cfg.dim_head)
+        self.ff = FeedForward(cfg.dim, cfg.mlp_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(x)
+        return x + self.ff(x)
+
+
+class ViNy(nn.Module):
+    """The backbone: patch embedding, CLS token, positions, 12 pre-norm blocks, final norm."""
+
+    def __init__(self, cfg: ViNyConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or ViNyConfig()
+        self.patch_embed = nn.Sequential(
+            nn.LayerNorm(cfg.patch_dim), nn.Linear(cfg.patch_dim, cfg.dim), nn.LayerNorm(cfg.dim)
+        )
+        self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, cfg.num_patches + 1, cfg.dim))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    @property
+    def dim(self) -> int:
+        return self.cfg.dim
+
+    def embed_patches(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalised images -> (B, L, D) patch tokens, without positions."""
+        return self.patch_embed(patchify(images, self.cfg.patch_size))
+
+    def encode(self, tokens: torch.Tensor, with_cls: bool = True) -> torch.Tensor:
+        """(B, L, D) patch tokens -> (B, 1 + L, D) encoded tokens (CLS first) or (B, L, D).
+
+        Positions are added here, after any token replacement (e.g. SimMIM's mask token).
+        """
+        b = tokens.shape[0]
+        if with_cls:
+            cls = self.cls_token.expand(b, -1, -1)  # (B, 1, D)
+            x = torch.cat([cls, tokens], dim=1) + self.pos_embedding  # (B, 1 + L, D)
+        else:
+            x = tokens + self.pos_embedding[:, 1:]  # (B, L, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode(self.embed_patches(images))
+
+
+class Classifier(nn.Module):
+    """Backbone + linear head on the CLS token (the intermediate Intel task: 6 classes)."""
+
+    def __init__(self, backbone: ViNy, num_classes: int = 6) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.dim, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = self.backbone.encode(self.backbone.embed_patches(images))  # (B, 1 + L, D)
+        return self.head(tokens[:, 0])  # (B, K)
+
+
+class Segmenter(nn.Module):
+    """Backbone + linear head on every patch token, folded back into a per-pixel logit map.
+
+    Each patch token predicts p * p * K logits (16 * 16 * 3 = 768 for the tri-maps).
+    """
+
+    def __init__(self, backbone: ViNy, num_classes: int = len(TRIMAP_CLASSES)) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.head = nn.Linear(backbone.dim, backbone.cfg.patch_size**2 * num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = self.backbone.encode(self.backbone.embed_patches(images))  # (B, 1 + L, D)
+        logits = self.head(tokens[:, 1:])  # (B, L, p*p*K)
+        return unpatchify(logits, self.backbone.cfg.patch_size, self.num_classes)  # (B, K, H, W)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The backbone's weights from any wrapper (Classifier, Segmenter, SimMIM) or a bare ViNy."""
+    sd = model.state_dict()
+    if isinstance(model, ViNy):
+        return sd
+    return {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
+
+
+def load_backbone(model: nn.Module, state: dict[str, torch.Tensor]) -> set[str]:
+    """Load a full state dict of another stage's model into ``model``'s backbone, MAE-style.
+
+    ``state`` is a wrapper's state dict (keys ``backbone.*`` plus that stage's own head keys).
+    Only the backbone is taken; the function asserts that the keys ``model`` does not receive
+    are exactly its own non-backbone keys (its new head), and returns the dropped source keys.
+    """
+    own = model.state_dict()
+    incoming = {k: v for k, v in state.items() if k.startswith("backbone.")}
+    dropped = set(state) - set(incoming)
+    if not incoming:
+        raise KeyError("no 'backbone.*' keys in the state dict to transfer")
+    result = model.load_state_dict(incoming, strict=False)
+    expected_new = {k for k in own if not k.startswith("backbone.")}
+    if result.unexpected_keys:
+        raise KeyError(f"unexpected backbone keys: {sorted(result.unexpected_keys)}")
+    if set(result.missing_keys) != expected_new:
+        raise KeyError(
+            f"keys left uninitialised {sorted(result.missing_keys)} differ from the new head "
+            f"{sorted(expected_new)}"
+        )
+    return dropped
