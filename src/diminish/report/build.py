@@ -1,0 +1,23 @@
+"""Every generation step in one call (what ``make paper`` does step by step, without LaTeX)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_all(inp, out_dir: str | Path) -> Path:
+    """numbers.tex, tables/*.tex, figures/*.pdf and paper.tex in ``out_dir``; returns paper.tex."""
+    from .figures import FIGURES, module
+    from .figures._common import save
+    from .numbers import compute, numbers_tex
+    from .render import write_paper
+    from .tables import write_tables
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nums = compute(inp)
+    (out_dir / "numbers.tex").write_text(numbers_tex(nums))
+    write_tables(inp, out_dir / "tables")
+    for name in FIGURES:
+        save(module(name).draw(inp), out_dir / "figures" / f"{name}.pdf")
+    return write_paper(inp, out_dir / "paper.tex", nums)

@@ -1,0 +1,79 @@
+"""Shared look of the figures: Agg backend, fonts, colours per pre-training size, saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..latex import size_label  # noqa: E402
+
+TEXT_WIDTH_IN = 6.3  # the paper's text width (A4, 1-inch margins)
+METRIC_LABEL = {"miou": "mIoU (%)", "accuracy": "pixel accuracy (%)"}
+
+STYLE = {
+    "font.size": 8.5,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8.5,
+    "legend.fontsize": 7.5,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "lines.linewidth": 1.3,
+    "lines.markersize": 4,
+    "pdf.fonttype": 42,
+    "svg.hashsalt": "diminish",
+    "path.simplify": False,
+}
+
+
+def figure(ncols: int = 1, height: float = 2.6, width: float = TEXT_WIDTH_IN, **kw):
+    plt.rcParams.update(STYLE)
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), layout="constrained", **kw)
+    return fig, np.atleast_1d(axes)
+
+
+def colours(pretrain_sizes) -> dict[int, tuple]:
+    """A colour per pre-training size, light (none) to dark (most), colour-blind safe (viridis)."""
+    sizes = sorted(int(p) for p in pretrain_sizes)
+    cmap = plt.get_cmap("viridis")
+    pos = np.linspace(0.9, 0.05, len(sizes)) if len(sizes) > 1 else [0.4]
+    return {p: cmap(x) for p, x in zip(sizes, pos)}
+
+
+def pretrain_label(p) -> str:
+    return "no pre-training" if int(p) == 0 else f"{size_label(p)} pre-train"
+
+
+def log_finetune_axis(ax, finetune_sizes) -> None:
+    ax.set_xscale("log")
+    ticks = sorted(int(f) for f in finetune_sizes)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("fine-tuning images $F$ (log scale)")
+
+
+def placeholder(message: str, height: float = 1.2):
+    """A small figure saying why there is nothing to plot (the paper leaves such figures out)."""
+    fig, axes = figure(1, height=height)
+    axes[0].axis("off")
+    axes[0].text(0.5, 0.5, message, ha="center", va="center", transform=axes[0].transAxes)
+    return fig
+
+
+def save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="pdf", metadata={"CreationDate": None, "Creator": "diminish.report",
+                                              "Producer": "matplotlib"})
+    plt.close(fig)
+    return path

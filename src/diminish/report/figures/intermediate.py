@@ -1,0 +1,32 @@
+"""Figure 2: effect of intermediate fine-tuning (with minus without) per cell, mean +- SE over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..inputs import Inputs
+from ._common import colours, figure, log_finetune_axis, placeholder, pretrain_label
+
+LABEL = {"miou": "mIoU", "accuracy": "accuracy"}
+
+
+def draw(inp: Inputs):
+    df = inp.analysis.paired_intermediate
+    df = df[df["metric"] == inp.metric].sort_values(["pretrain", "finetune"])
+    if not len(df):
+        return placeholder("no cell has both intermediate conditions")
+    fig, axes = figure(1, height=2.6, width=4.6)
+    ax = axes[0]
+    col = colours(inp.results.pretrain.values)
+    sizes = sorted(df["pretrain"].unique())
+    # small horizontal offsets (in log space) keep the error bars apart
+    offs = np.linspace(-0.04, 0.04, len(sizes)) if len(sizes) > 1 else [0.0]
+    for off, (p, g) in zip(offs, df.groupby("pretrain", sort=True)):
+        x = g["finetune"].to_numpy(float) * 10**off
+        ax.errorbar(x, g["mean_delta"], yerr=g["se"].fillna(0), fmt="-o", color=col[int(p)], ms=3.5,
+                    capsize=2, elinewidth=0.8, lw=1.0, label=pretrain_label(p))
+    ax.axhline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
+    log_finetune_axis(ax, inp.results.finetune.values)
+    ax.set_ylabel(f"$\\Delta$ {LABEL[inp.metric]} (points)\nwith $-$ without intermediate")
+    ax.legend(frameon=False, loc="best")
+    return fig

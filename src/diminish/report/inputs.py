@@ -1,0 +1,193 @@
+"""Everything the paper is made from, loaded once and checked against the contracts.
+
+* ``results.nc`` (:func:`diminish.results.read_results`; metrics in percent),
+* ``examples.npz`` beside it (optional: without it the qualitative figure is left out),
+* the analysis report folder written by ``python -m diminish.analysis report`` (CSV files, one
+  NetCDF of fitted curves, ``report.json``).
+
+A missing file or column raises :class:`ReportInputError` naming the file and what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..config import ConfigError, ExperimentConfig, loads
+from ..results import read_results
+
+
+class ReportInputError(ValueError):
+    """An input of the paper build is missing or does not follow its contract."""
+
+
+# The analysis folder's contract (see .notes/COMMON.md and diminish.analysis).
+ANALYSIS_FILES: dict[str, tuple[str, ...]] = {
+    "summary": ("pretrain", "intermediate", "finetune", "metric", "mean", "sd", "n"),
+    "fits": ("metric", "pretrain", "intermediate", "family", "n_params", "params", "aicc", "delta_aicc",
+             "akaike_weight", "loo_error", "plateau", "plateau_lo", "plateau_hi", "identified", "f95",
+             "gain_1000", "gain_2000", "gain_4000", "best"),
+    "paired_intermediate": ("metric", "pretrain", "finetune", "n", "mean_delta", "se", "t", "p_t", "p_perm",
+                            "dz", "p_holm", "ci_lo", "ci_hi", "method"),
+    "paired_pretrain": ("metric", "pretrain", "intermediate", "finetune", "n", "mean_delta", "se", "t", "p_t",
+                        "p_perm", "dz", "p_holm", "ci_lo", "ci_hi", "method"),
+    "pooled": ("metric", "effect", "term", "estimate", "se", "ci_lo", "ci_hi", "p", "model"),
+    "verdicts": ("claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict"),
+    "transfer": ("metric", "pretrain", "intermediate", "finetune", "f_eff", "d_t", "extrapolated"),
+    "transfer_fit": ("metric", "pretrain", "intermediate", "k", "alpha", "n_points"),
+    "compare": ("metric", "pretrain", "intermediate", "finetune", "ours_mean", "ours_sd", "paper_mean",
+                "paper_sd", "diff", "z", "p", "within_tol"),
+    "headline": ("claim_id", "claim", "holds_in_ours", "detail"),
+    "missing": ("pretrain", "intermediate", "finetune", "seed"),
+}
+BOOL_COLUMNS = ("intermediate", "identified", "best", "extrapolated", "within_tol")
+ANALYSIS_INPUTS = tuple(f"{name}.csv" for name in ANALYSIS_FILES) + ("curves.nc", "report.json")
+
+
+def _to_bool(series: pd.Series, where: str) -> pd.Series:
+    if series.dtype == bool:
+        return series
+    mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    out = series.map(lambda v: mapping.get(str(v).strip().lower()) if not pd.isna(v) else None)
+    bad = series[out.isna() & series.notna()]
+    if len(bad):
+        raise ReportInputError(f"{where}: expected True/False, got {bad.iloc[0]!r}")
+    return out.astype(object).where(out.notna(), None) if out.isna().any() else out.astype(bool)
+
+
+def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not path.is_file():
+        raise ReportInputError(f"analysis file missing: {path} (run `python -m diminish.analysis report`)")
+    df = pd.read_csv(path, keep_default_na=True)
+    lacking = [c for c in columns if c not in df.columns]
+    if lacking:
+        raise ReportInputError(f"{path}: missing column(s) {', '.join(lacking)}; has {', '.join(df.columns)}")
+    for c in BOOL_COLUMNS:
+        if c in df.columns:
+            df[c] = _to_bool(df[c], f"{path} column '{c}'")
+    return df
+
+
+@dataclass
+class Analysis:
+    folder: Path
+    tables: dict[str, pd.DataFrame]
+    curves: xr.Dataset
+    report: dict
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(name)
+
+
+def load_analysis(folder: str | Path) -> Analysis:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReportInputError(f"analysis folder not found: {folder}")
+    tables = {name: read_csv(folder / f"{name}.csv", cols) for name, cols in ANALYSIS_FILES.items()}
+    curves_path = folder / "curves.nc"
+    if not curves_path.is_file():
+        raise ReportInputError(f"analysis file missing: {curves_path}")
+    with xr.open_dataset(curves_path) as ds:
+        curves = ds.load()
+    for v in ("fit", "lo", "hi"):
+        if v not in curves:
+            raise ReportInputError(f"{curves_path}: missing variable '{v}'")
+    if "intermediate" in curves.coords:
+        curves = curves.assign_coords(intermediate=curves["intermediate"].astype(bool))
+    report_path = folder / "report.json"
+    if not report_path.is_file():
+        raise ReportInputError(f"analysis file missing: {report_path}")
+    try:
+        report = json.loads(report_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ReportInputError(f"{report_path}: not valid JSON ({e})") from None
+    return Analysis(folder=folder, tables=tables, curves=curves, report=report)
+
+
+def load_examples(path: str | Path | None) -> dict | None:
+    """examples.npz -> dict(image (n,H,W,3) uint8, truth (n,H,W), pred (n,H,W), cell str); None if absent."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        lacking = [k for k in ("image", "truth", "pred") if k not in z.files]
+        if lacking:
+            raise ReportInputError(f"{path}: missing array(s) {', '.join(lacking)}")
+        out = {k: z[k] for k in ("image", "truth", "pred")}
+        out["cell"] = str(z["cell"]) if "cell" in z.files else ""
+    n = len(out["image"])
+    if out["image"].ndim != 4 or out["truth"].shape[:1] != (n,) or out["pred"].shape != out["truth"].shape:
+        raise ReportInputError(f"{path}: inconsistent shapes image {out['image'].shape}, "
+                               f"truth {out['truth'].shape}, pred {out['pred'].shape}")
+    return out
+
+
+@dataclass
+class Inputs:
+    results: xr.Dataset
+    analysis: Analysis
+    examples: dict | None = None
+    results_path: Path | None = None
+    config: ExperimentConfig | None = None
+    config_error: str = ""
+    metric: str = "miou"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.results.attrs)
+
+    @property
+    def synthetic(self) -> bool:
+        v = self.results.attrs.get("synthetic", 0)
+        if isinstance(v, str):
+            return v.strip().lower() not in ("", "0", "false", "no")
+        return bool(v)
+
+
+def parse_config(attrs: dict) -> tuple[ExperimentConfig | None, str]:
+    text = attrs.get("config_text")
+    if not text:
+        return None, "the results file records no configuration text"
+    try:
+        return loads(str(text), source="results.nc attrs['config_text']"), ""
+    except ConfigError as e:
+        return None, str(e)
+
+
+def load_inputs(results: str | Path | xr.Dataset, analysis: str | Path | Analysis,
+                examples: str | Path | None = None) -> Inputs:
+    """Load the results, the analysis folder and (if not given) ``examples.npz`` beside the results."""
+    if isinstance(results, xr.Dataset):
+        ds, rpath = results, None
+    else:
+        rpath = Path(results)
+        ds = read_results(rpath)
+    if examples is None and rpath is not None:
+        examples = rpath.parent / "examples.npz"
+    an = analysis if isinstance(analysis, Analysis) else load_analysis(analysis)
+    cfg, err = parse_config(ds.attrs)
+    metric = str(an.report.get("metric", "miou"))
+    if metric not in ("miou", "accuracy"):
+        raise ReportInputError(f"{an.folder / 'report.json'}: unknown metric {metric!r}")
+    return Inputs(results=ds, analysis=an, examples=load_examples(examples), results_path=rpath,
+                  config=cfg, config_error=err, metric=metric)
+
+
+def cell_stats(ds: xr.Dataset, var: str) -> xr.Dataset:
+    """Mean, sample SD (ddof 1) and count over seeds of one cell variable, NaNs skipped."""
+    da = ds[var]
+    n = da.notnull().sum("seed")
+    mean = da.mean("seed", skipna=True)
+    sd = da.std("seed", ddof=1, skipna=True).where(n > 1)
+    return xr.Dataset({"mean": mean, "sd": sd, "n": n})
