@@ -23,7 +23,7 @@ def _csv(df: pd.DataFrame, path: Path) -> None:
 def write_fake_analysis(ds: xr.Dataset, out: Path, metric: str = "miou") -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    P, I, F = (ds[d].values for d in ("pretrain", "intermediate", "finetune"))
+    P, I, F = (ds[d].values for d in ("pretrain", "intermediate", "finetune"))  # noqa: E741
     rows = []
     for m in ("accuracy", "miou"):
         mean = ds[m].mean("seed")
@@ -133,3 +133,15 @@ def write_fake_analysis(ds: xr.Dataset, out: Path, metric: str = "miou") -> Path
     (out / "report.json").write_text(json.dumps({"metric": metric, "results": "example", "config_hash": "example",
                                                  "synthetic": True, "n_seeds": len(ds.seed)}, indent=1))
     return out
+
+
+if __name__ == "__main__":  # stand-in for `python -m diminish.analysis report` while developing
+    import argparse
+
+    from diminish.results import read_results
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    print(write_fake_analysis(read_results(a.results), Path(a.out)))

@@ -191,3 +191,13 @@ def cell_stats(ds: xr.Dataset, var: str) -> xr.Dataset:
     mean = da.mean("seed", skipna=True)
     sd = da.std("seed", ddof=1, skipna=True).where(n > 1)
     return xr.Dataset({"mean": mean, "sd": sd, "n": n})
+
+
+def best_fit(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool) -> pd.Series | None:
+    rows = fits[(fits['metric'] == metric) & (fits['pretrain'] == pretrain) & (fits['intermediate'] == intermediate)]
+    if not len(rows):
+        return None
+    best = rows[rows["best"] == True]  # noqa: E712
+    if not len(best):
+        best = rows.sort_values(["aicc", "family"]).head(1)
+    return best.iloc[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .inputs import Inputs, cell_stats
+from .inputs import Inputs, best_fit, cell_stats
 from .latex import Tex, escape, integer, interval, isnan, num, pvalue, size_label
 
 PREFIX = "dm"
@@ -69,7 +69,7 @@ def _grid(n: Numbers, inp: Inputs) -> None:
     ds = inp.results
     P = [int(p) for p in ds.pretrain.values]
     F = [int(f) for f in ds.finetune.values]
-    I = [bool(i) for i in ds.intermediate.values]
+    I = [bool(i) for i in ds.intermediate.values]  # noqa: E741
     seeds = [int(s) for s in ds.seed.values]
     done = int(ds[inp.metric].notnull().sum())
     total = int(ds[inp.metric].size)
@@ -240,16 +240,6 @@ def plateau_text(row: pd.Series | None) -> Tex:
     if row is None or not bool(row["identified"]) or isnan(row["plateau"]):
         return Tex("not identified")
     return Tex(f"{num(row['plateau'])}\\% {interval(row['plateau_lo'], row['plateau_hi'])}")
-
-
-def best_fit(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool) -> pd.Series | None:
-    rows = _rows(fits, metric=metric, pretrain=pretrain, intermediate=intermediate)
-    if not len(rows):
-        return None
-    best = rows[rows["best"] == True]  # noqa: E712
-    if not len(best):
-        best = rows.sort_values(["aicc", "family"]).head(1)
-    return best.iloc[0]
 
 
 def _fits(n: Numbers, inp: Inputs) -> None:

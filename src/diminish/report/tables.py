@@ -14,9 +14,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .inputs import Inputs, cell_stats
-from .latex import DASH, Tex, breakable_tt, escape, integer, interval, isnan, num, pm, pvalue, size_label
-from .numbers import METRIC_LABEL, best_fit, plateau_text
+from .inputs import Inputs, best_fit, cell_stats
+from .latex import (
+    DASH,
+    Tex,
+    breakable_tt,
+    escape,
+    integer,
+    interval,
+    isnan,
+    num,
+    pm,
+    pvalue,
+    size_label,
+)
+from .numbers import METRIC_LABEL, plateau_text
 from .render import render
 
 TABLES: dict[str, Callable[[Inputs], str | None]] = {}
@@ -70,7 +82,7 @@ def _seed_note(inp: Inputs) -> Tex:
 
 @table("baseline")
 def baseline(inp: Inputs) -> str | None:
-    P, I = list(inp.results.pretrain.values), list(inp.results.intermediate.values)
+    P, I = list(inp.results.pretrain.values), list(inp.results.intermediate.values)  # noqa: E741
     if 0 not in P or False not in I:
         return None
     groups = [[row[1:] for row in g] for g in _cells(inp, False, [0])]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inputs import Inputs, cell_stats
-from ..numbers import best_fit
+from ..inputs import Inputs, best_fit, cell_stats
 from ._common import METRIC_LABEL, colours, figure, log_finetune_axis, pretrain_label
 
 
