@@ -1,0 +1,68 @@
+"""The one figure analysis draws itself: data with fitted curves and bootstrap bands (matplotlib Agg)."""
+
+# ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .common import cell_stats, is_summary, seed_values
+
+
+def plot_fits(ds: xr.Dataset, table: pd.DataFrame, curves: xr.Dataset, metric: str, path: str | Path,
+              family: str | None = None) -> Path:
+    """One panel per intermediate setting; per pre-training size the cell means +- SD (and the seeds),
+    the chosen family's curve (the condition's best by default) and its 95% bootstrap band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Is = [bool(i) for i in ds.intermediate.values]
+    fig, axes = plt.subplots(1, len(Is), figsize=(5.2 * len(Is), 4.2), sharey=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cv = curves.sel(metric=metric)
+    for ax, I in zip(axes[0], Is):
+        for k, P in enumerate(int(p) for p in ds.pretrain.values):
+            col = colors[k % len(colors)]
+            Fs, ms, sds = [], [], []
+            for F in ds.finetune.values:
+                m, sd, n = cell_stats(ds, metric, P, I, F)
+                if n:
+                    Fs.append(float(F))
+                    ms.append(m)
+                    sds.append(sd if np.isfinite(sd) else 0.0)
+                if not is_summary(ds):
+                    v = seed_values(ds, metric, P, I, F)
+                    ax.plot([F] * len(v), v, ".", color=col, alpha=0.35, ms=4)
+            if not Fs:
+                continue
+            rows = table[(table.pretrain == P) & (table.intermediate == I) & (table.status == "ok")]
+            pick = rows[rows.family == family] if family else rows[rows.best.astype(bool)]
+            label = f"P={P:,}"
+            if len(pick):
+                r = pick.iloc[0]
+                c = cv.sel(pretrain=P, intermediate=I, family=r.family)
+                ax.plot(c.f, c.fit, "-", color=col, lw=1.5)
+                ax.fill_between(c.f, c.lo, c.hi, color=col, alpha=0.18, lw=0)
+                label += f" ({r.family})"
+                if bool(r.identified):
+                    ax.axhline(r.plateau, color=col, ls=":", lw=1)
+            ax.errorbar(Fs, ms, yerr=sds, fmt="o", color=col, ms=4, capsize=2, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("fine-tune images F")
+        ax.set_title(f"intermediate fine-tuning: {'yes' if I else 'no'}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(f"{metric} (%)")
+    fig.suptitle(f"{metric}: data (mean ± SD), fitted curve, 95% bootstrap band; dotted = identified plateau",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

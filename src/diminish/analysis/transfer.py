@@ -1,0 +1,107 @@
+"""Effective data transferred, after Hernandez et al. (2021), "Scaling Laws for Transfer".
+
+For a condition (P, I) and fine-tune size F, F_eff is the fine-tune size at which the from-scratch
+curve (P = 0, no intermediate stage; its best family in fits.csv unless one is named) reaches the
+condition's mean score; D_T = F_eff - F is the data the earlier stages were worth. Per condition,
+D_T = k F^alpha is fitted by least squares in log space over the points with D_T > 0.
+
+F_eff outside the from-scratch curve's measured range [F_min, F_max] is an extrapolation of that
+curve: it is kept but flagged (``extrapolated``) and counted in ``transfer_fit.csv``
+(``n_extrapolated``). A score above the from-scratch asymptote has no finite F_eff (NaN, flagged).
+"""
+
+# ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+from scipy.optimize import brentq
+
+from .common import Notes, attach, cell_stats, check_metric, conditions
+from .curves import FAMILIES, fit_curves, predict
+
+F_SEARCH = (1.0, 1e9)
+
+
+def invert(name: str, theta, target: float) -> float:
+    """F with curve(F) = target on [1, 1e9] (the curve must be increasing); NaN if none."""
+    f = lambda lf: float(predict(name, theta, [np.exp(lf)])[0]) - target  # noqa: E731
+    lo, hi = np.log(F_SEARCH[0]), np.log(F_SEARCH[1])
+    flo, fhi = f(lo), f(hi)
+    if not (np.isfinite(flo) and np.isfinite(fhi)) or flo > 0 or fhi < 0:
+        return np.nan
+    return float(np.exp(brentq(f, lo, hi, xtol=1e-12)))
+
+
+def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = None, family: str | None = None,
+             n_boot: int = 0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(transfer.csv rows, transfer_fit.csv rows) for one metric."""
+    check_metric(ds, metric)
+    notes = Notes()
+    cols = ["metric", "pretrain", "intermediate", "finetune", "f_eff", "d_t", "extrapolated", "score", "family"]
+    fcols = ["metric", "pretrain", "intermediate", "k", "alpha", "n_points", "n_extrapolated", "alpha_se",
+             "alpha_ci_lo", "alpha_ci_hi", "family"]
+    conds = conditions(ds, metric)
+    if (0, False) not in conds:
+        notes.add(f"{metric}: transfer skipped: no from-scratch (pretrain = 0, no intermediate) results")
+        return attach(pd.DataFrame(columns=cols), notes), attach(pd.DataFrame(columns=fcols), notes)
+    if fits is None:
+        fits = fit_curves(ds, metric, n_boot=n_boot, seed=seed)
+    base = fits[(fits.metric == metric) & (fits.pretrain == 0) & (~fits.intermediate.astype(bool))
+                & (fits.status == "ok")]
+    if family is not None:
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; choose from {list(FAMILIES)}")
+        base = base[base.family == family]
+    else:
+        base = base[base.best.astype(bool)]
+    if base.empty:
+        notes.add(f"{metric}: transfer skipped: no usable from-scratch fit")
+        return attach(pd.DataFrame(columns=cols), notes), attach(pd.DataFrame(columns=fcols), notes)
+    b = base.iloc[0]
+    theta = np.array(list(json.loads(b.params).values()))
+    name = b.family
+    fmin, fmax = float(b.f_min), float(b.f_max)
+    notes.add(f"{metric}: transfer inverts the from-scratch {name} fit, measured over F in [{fmin:g}, {fmax:g}]")
+    rows, frows = [], []
+    for P, I in conds:
+        if (P, I) == (0, False):
+            continue
+        pts = []
+        for F in ds.finetune.values:
+            m, _, n = cell_stats(ds, metric, P, I, F)
+            if n == 0:
+                continue
+            fe = invert(name, theta, m)
+            extra = not (np.isfinite(fe) and fmin <= fe <= fmax)
+            rows.append(dict(metric=metric, pretrain=P, intermediate=I, finetune=int(F), f_eff=fe,
+                             d_t=fe - F if np.isfinite(fe) else np.nan, extrapolated=extra, score=m, family=name))
+            pts.append((float(F), fe - F if np.isfinite(fe) else np.nan, extra))
+        n_extra = sum(e for _, _, e in pts)
+        if n_extra:
+            notes.add(f"{metric}: P={P}, I={I}: {n_extra} of {len(pts)} F_eff values extrapolate the from-scratch "
+                      "curve beyond its measured range (flagged)")
+        use = [(F, d, e) for F, d, e in pts if np.isfinite(d) and d > 0]
+        fr = dict(metric=metric, pretrain=P, intermediate=I, k=np.nan, alpha=np.nan, n_points=len(use),
+                  n_extrapolated=sum(e for _, _, e in use), alpha_se=np.nan, alpha_ci_lo=np.nan, alpha_ci_hi=np.nan,
+                  family=name)
+        if len(use) >= 2:
+            x = np.log([u[0] for u in use])
+            y = np.log([u[1] for u in use])
+            res = stats.linregress(x, y) if np.ptp(x) > 0 else None
+            if res is not None:
+                fr.update(k=float(np.exp(res.intercept)), alpha=float(res.slope))
+                if len(use) > 2:
+                    q = stats.t.ppf(0.975, len(use) - 2)
+                    fr.update(alpha_se=float(res.stderr), alpha_ci_lo=float(res.slope - q * res.stderr),
+                              alpha_ci_hi=float(res.slope + q * res.stderr))
+        else:
+            notes.add(f"{metric}: P={P}, I={I}: fewer than 2 positive D_T values; D_T = k F^alpha not fitted")
+        frows.append(fr)
+    t = pd.DataFrame(rows, columns=cols)
+    t["extrapolated"] = t["extrapolated"].astype(bool)
+    return attach(t, notes), attach(pd.DataFrame(frows, columns=fcols), notes)
