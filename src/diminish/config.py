@@ -86,6 +86,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     synthetic: bool = False  # results come from synthetic stand-in data (demo mark in the paper)
     description: str = ""
+    trackers: tuple[str, ...] = ()  # experiment trackers for Accelerate (e.g. "tensorboard"); logging only
     model: ViNyConfig = field(default_factory=ViNyConfig)
     simmim: SimMIMConfig = field(default_factory=SimMIMConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -123,7 +124,9 @@ class ExperimentConfig:
     @property
     def hash(self) -> str:
         """Hash of everything that determines the results (not the runtime switches)."""
-        return stable_hash(self.to_dict())
+        d = self.to_dict()
+        d.pop("trackers")  # logging only: does not change results
+        return stable_hash(d)
 
     def section_hash(self, *names: str) -> str:
         d = self.to_dict()

@@ -100,6 +100,73 @@ def read_results(path: str | Path) -> xr.Dataset:
     return ds.assign_coords(intermediate=ds["intermediate"].astype(bool))
 
 
+def from_records(
+    pretrain: Iterable[int],
+    intermediate: Iterable[bool],
+    finetune: Iterable[int],
+    seeds: Iterable[int],
+    cells: Iterable[Mapping] = (),
+    pretrain_records: Iterable[Mapping] = (),
+    intermediate_records: Iterable[Mapping] = (),
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
+    """Assemble a results Dataset from the runner's per-stage records.
+
+    ``cells``: dicts with ``pretrain, intermediate, finetune, seed`` and ``accuracy, miou`` and
+    ``iou`` (a list per class) as FRACTIONS in [0, 1] (as :mod:`diminish.metrics` returns them),
+    plus ``train_seconds`` and ``final_loss``. ``pretrain_records`` carry ``pretrain, seed,
+    final_loss``; ``intermediate_records`` carry ``pretrain, seed, accuracy`` (fraction). Scores
+    are stored in percent. A record for a coordinate outside the grid is an error; cells without a
+    record stay NaN.
+    """
+    ds = empty_results(pretrain, intermediate, finetune, seeds, attrs=attrs)
+
+    def at(rec: Mapping, dims: tuple[str, ...]) -> dict:
+        where = {}
+        for d in dims:
+            value = bool(rec[d]) if d == "intermediate" else int(rec[d])
+            if value not in ds[d].values:
+                raise ValueError(f"record {dict((k, rec[k]) for k in dims)}: {d}={value} is not in the grid")
+            where[d] = value
+        return where
+
+    def num(v) -> float:
+        return float("nan") if v is None else float(v)
+
+    for rec in cells:
+        w = at(rec, CELL_DIMS)
+        ds["accuracy"].loc[w] = 100.0 * num(rec["accuracy"])
+        ds["miou"].loc[w] = 100.0 * num(rec["miou"])
+        ds["iou"].loc[w] = [100.0 * num(v) for v in rec["iou"]]
+        ds["train_seconds"].loc[w] = num(rec.get("train_seconds"))
+        ds["final_loss"].loc[w] = num(rec.get("final_loss"))
+    for rec in pretrain_records:
+        ds["pretrain_loss"].loc[at(rec, ("pretrain", "seed"))] = num(rec.get("final_loss"))
+    for rec in intermediate_records:
+        ds["intermediate_accuracy"].loc[at(rec, ("pretrain", "seed"))] = 100.0 * num(rec["accuracy"])
+    return ds
+
+
+def merge_results(datasets: Iterable[xr.Dataset], allow_mixed: bool = False) -> xr.Dataset:
+    """Combine results sets over the union of their coordinates; earlier sets win where both have a value.
+
+    Sets from different configurations (``config_hash`` attrs differ) are refused unless
+    ``allow_mixed``; the merged attrs are the first set's, with ``merged_from`` listing all hashes.
+    """
+    datasets = list(datasets)
+    if not datasets:
+        raise ValueError("nothing to merge")
+    hashes = [str(d.attrs.get("config_hash", "unknown")) for d in datasets]
+    if len(set(hashes)) > 1 and not allow_mixed:
+        raise ValueError(f"results from different configurations (config_hash {sorted(set(hashes))}); "
+                         "refusing to merge them (pass allow_mixed=True to force)")
+    out = datasets[0]
+    for d in datasets[1:]:
+        out = out.combine_first(d)
+    out.attrs = {**datasets[0].attrs, "merged_from": ",".join(hashes)}
+    return out
+
+
 def _attr(v):
     if isinstance(v, bool):
         return int(v)

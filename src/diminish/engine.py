@@ -1,0 +1,262 @@
+"""Training and evaluation loops for one model and one batch source; nothing here knows the grid.
+
+A *batch source* is any sequence: ``len(batches)`` steps, ``batches[step]`` returns that step's
+batch already on the device (indexing, augmentation and transfer happen inside the source).
+A *loss function* maps ``(model, batch)`` to ``(loss, n_images)``.
+
+Reproducibility contract (what makes an interrupted run resume bit-identically on CPU):
+* the data order of an epoch is a pure function of ``(seed, epoch)`` (:func:`epoch_order`),
+* the randomness of a step (augmentation, SimMIM masks) comes from a generator re-seeded from
+  ``(seed, epoch, step, rank)`` by the source (:func:`derive_seed`), never from global state,
+* so a run can restart at any step boundary given the model, optimiser and scheduler states.
+
+Signals: :class:`StopRequest` turns SIGINT/SIGTERM into a flag; the loop finishes the current step
+and returns ``interrupted=True`` so the caller can save and exit. A non-finite loss raises
+:class:`NonFiniteLossError` naming the stage, epoch and step.
+
+``DIMINISH_FAULT`` (tests only) injects a fault at a chosen step: ``ACTION@KIND:EPOCH:STEP`` with
+ACTION one of ``kill`` (SIGKILL this process), ``term`` (SIGTERM this process) or ``nan`` (the loss
+becomes NaN). It fires at most once per process, in the first stage of that kind to reach the step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .metrics import ConfusionMatrix
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message names stage, epoch and step."""
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed that is a stable function of ``parts`` (strings, numbers, bools)."""
+    digest = hashlib.sha256(json.dumps(parts, default=str).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``."""
+    g = torch.Generator().manual_seed(derive_seed(seed, "order", epoch))
+    return torch.randperm(n, generator=g).numpy()
+
+
+def split_batches(order: np.ndarray, batch_size: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    """Cut an epoch's order into global batches (the last may be smaller) and keep this process's part.
+
+    Every process gets the same number of steps; a global batch smaller than the number of
+    processes is padded by repetition so that no process is left without data.
+    """
+    out = []
+    for start in range(0, len(order), batch_size):
+        b = np.asarray(order[start : start + batch_size])
+        if world > 1:
+            if len(b) < world:
+                b = np.resize(b, world)
+            b = np.array_split(b, world)[rank]
+        out.append(b)
+    return out
+
+
+class StopRequest:
+    """SIGINT/SIGTERM -> a flag checked between steps; a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def install(self) -> StopRequest:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
+
+    def _handle(self, signum: int, frame) -> None:  # noqa: ARG002
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name} received: finishing the current step, then saving "
+              "(Ctrl-C again aborts without saving)", flush=True)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+
+class Fault:
+    """Test-only fault injection from ``DIMINISH_FAULT`` (see the module docstring)."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.action = self.kind = None
+        self.epoch = self.step = -1
+        if spec:
+            try:
+                self.action, rest = spec.split("@")
+                self.kind, epoch, step = rest.split(":")
+                self.epoch, self.step = int(epoch), int(step)
+            except ValueError:
+                raise ValueError(f"DIMINISH_FAULT={spec!r}: expected ACTION@KIND:EPOCH:STEP") from None
+            if self.action not in ("kill", "term", "nan"):
+                raise ValueError(f"DIMINISH_FAULT={spec!r}: action must be kill, term or nan")
+
+    @classmethod
+    def from_env(cls) -> Fault:
+        return cls(os.environ.get("DIMINISH_FAULT"))
+
+    def apply(self, kind: str, epoch: int, step: int, loss: torch.Tensor) -> torch.Tensor:
+        if self.action is None or (kind, epoch, step) != (self.kind, self.epoch, self.step):
+            return loss
+        action, self.action = self.action, None  # once per process
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action == "term":
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif action == "nan":
+            return loss * float("nan")
+        return loss
+
+
+@dataclass
+class EpochResult:
+    loss_sum: float  # sum over this process's images of the per-batch mean loss times batch size
+    count: int  # images seen by this process in this epoch (including earlier sessions)
+    next_step: int  # == number of steps when the epoch finished
+    interrupted: bool
+    seconds: float
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / self.count if self.count else math.nan
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    optimizer,
+    loss_fn: Callable[[torch.nn.Module, object], tuple[torch.Tensor, int]],
+    batches: Sequence,
+    *,
+    accelerator,
+    kind: str,
+    epoch: int,
+    where: str,
+    start_step: int = 0,
+    loss_sum: float = 0.0,
+    count: int = 0,
+    grad_clip: float = 0.0,
+    stop: StopRequest | None = None,
+    sync_every: int = 1,
+    on_sync: Callable[[int, float, float], None] | None = None,
+    fault: Fault | None = None,
+) -> EpochResult:
+    """Run steps ``start_step .. len(batches)-1`` of one epoch.
+
+    ``loss_sum``/``count`` carry the totals of an epoch resumed mid-way. Every ``sync_every`` steps
+    (and at the end) the losses are checked for finiteness, ``on_sync(step, last_loss, images_per_s)``
+    is called and, with several processes, the stop flag is agreed on collectively.
+    """
+    model.train()
+    world = accelerator.num_processes
+    t0 = time.perf_counter()
+    window: list[tuple[int, torch.Tensor, int]] = []  # (step, loss, n) since the last sync
+    seen_since = 0
+    step = start_step
+    interrupted = False
+
+    def sync() -> None:
+        nonlocal loss_sum, count, seen_since
+        last = math.nan
+        for s, loss, n in window:
+            value = float(loss)
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"non-finite loss ({value}) in {where}: epoch {epoch}, step {s}")
+            loss_sum += value * n
+            count += n
+            last = value
+        window.clear()
+        if on_sync is not None:
+            dt = time.perf_counter() - t0
+            on_sync(step, last, seen_since * world / dt if dt > 0 else math.nan)
+
+    for step in range(start_step, len(batches)):
+        batch = batches[step]
+        loss, n = loss_fn(model, batch)
+        if fault is not None:
+            loss = fault.apply(kind, epoch, step, loss)
+        if sync_every <= 1 and not bool(torch.isfinite(loss.detach())):
+            raise NonFiniteLossError(f"non-finite loss ({float(loss.detach())}) in {where}: epoch {epoch}, step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if grad_clip > 0:
+            accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        window.append((step, loss.detach(), n))
+        seen_since += n
+        last_step = step == len(batches) - 1
+        if last_step or (step + 1 - start_step) % max(sync_every, 1) == 0:
+            sync()
+            if stop is not None and not last_step and _agree(stop.requested, accelerator):
+                interrupted = True
+                break
+    if window:
+        sync()
+    next_step = step + 1 if interrupted else len(batches)
+    return EpochResult(loss_sum, count, next_step, interrupted, time.perf_counter() - t0)
+
+
+def _agree(flag: bool, accelerator) -> bool:
+    """True when any process raised ``flag`` (a collective with several processes)."""
+    if accelerator.num_processes == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(t, reduction="sum").item() > 0)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    batches: Sequence,
+    predict: Callable[[torch.nn.Module, object], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    accelerator,
+    num_classes: int,
+) -> torch.Tensor:
+    """Confusion matrix (K, K), int64 on the CPU, summed over all processes.
+
+    ``predict(model, batch) -> (pred, target)`` label tensors of equal shape. Runs under
+    ``torch.inference_mode`` with the model in eval mode (restored afterwards).
+    """
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes, device=accelerator.device)
+    try:
+        with torch.inference_mode():
+            for i in range(len(batches)):
+                pred, target = predict(model, batches[i])
+                cm.update(pred, target)
+    finally:
+        model.train(was_training)
+    matrix = cm.matrix
+    if accelerator.num_processes > 1:
+        matrix = accelerator.reduce(matrix.clone(), reduction="sum")
+    return matrix.cpu()

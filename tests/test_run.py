@@ -1,0 +1,102 @@
+"""The runner end to end on a tiny synthetic grid (in-process), plus --dry-run and data errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _runner import REPO, make_data, write_config
+from diminish import run
+from diminish.engine import NonFiniteLossError
+from diminish.results import read_results
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    base = tmp_path_factory.mktemp("run")
+    data = make_data(base)
+    cfg = write_config(base / "tiny.toml", data)
+    args = ["--config", str(cfg), "--cache-dir", str(base / "cache"), "--out", str(base / "out"), "--no-progress"]
+    assert run.main(["--all", *args]) == 0
+    return base, data, args
+
+
+def _events(base):
+    return [json.loads(x) for x in (base / "out" / "tiny" / "executions.jsonl").read_text().splitlines()]
+
+
+def test_results_file_has_the_grid_filled_and_provenance(tiny):
+    base, _, _ = tiny
+    ds = read_results(base / "out" / "tiny" / "results.nc")
+    assert dict(ds.sizes) == {"pretrain": 2, "intermediate": 2, "finetune": 2, "seed": 1, "class": 3}
+    assert list(ds.pretrain.values) == [0, 16] and list(ds.intermediate.values) == [False, True]
+    for v in ("accuracy", "miou", "iou", "train_seconds", "final_loss", "intermediate_accuracy"):
+        assert np.isfinite(ds[v].values).all(), v
+    assert np.isnan(ds.pretrain_loss.sel(pretrain=0)).all() and np.isfinite(ds.pretrain_loss.sel(pretrain=16)).all()
+    assert ((ds.miou >= 0) & (ds.miou <= 100)).all() and float(ds.accuracy.max()) > 1  # percent
+    for key in ("config_text", "config_hash", "package_version", "git_commit", "torch_version",
+                "accelerate_version", "device", "pets_root", "cache_hash_pets", "created"):
+        assert ds.attrs[key], key
+    assert ds.attrs["synthetic"] == 1 and "[finetune]" in ds.attrs["config_text"]
+    ex = np.load(base / "out" / "tiny" / "examples.npz")
+    assert ex["image"].shape[1:] == (128, 128, 3) and ex["image"].dtype == np.uint8
+    assert ex["truth"].shape == ex["pred"].shape == ex["image"].shape[:3] and ex["pred"].max() <= 2
+    assert "pretrain=16 intermediate=False finetune=16 seed=0" in str(ex["cell"])
+
+
+def test_rerun_of_a_finished_grid_trains_nothing(tiny, capsys):
+    base, _, args = tiny
+    before = len(_events(base))
+    assert run.main(["--all", *args]) == 0
+    assert len(_events(base)) == before
+    assert run.main(["--status", *args]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line[:1].isalpha()}
+    assert rows["evaluate"] == ["8", "0", "0", "0"] and rows["pretrain"] == ["1", "0", "0", "0"]
+
+
+def test_changing_a_finetune_setting_does_not_redo_pretraining(tiny):
+    base, data, args = tiny
+    cfg2 = write_config(base / "tiny2.toml", data, ft_lr=1e-3)
+    before = len(_events(base))
+    assert run.main(["--all", *args, "--config", str(cfg2)]) == 0
+    new = _events(base)[before:]
+    started = {e["kind"] for e in new if e["event"] == "start"}
+    assert started == {"finetune"}
+    assert sum(e["event"] == "done" and e["kind"] == "finetune" for e in new) == 8
+    assert not [e for e in new if e["kind"] in ("pretrain", "intermediate")]
+
+
+def test_non_finite_loss_names_stage_epoch_and_step(tiny, monkeypatch, capsys):
+    base, data, args = tiny
+    cfg3 = write_config(base / "tiny3.toml", data, ft_lr=5e-4)
+    monkeypatch.setenv("DIMINISH_FAULT", "nan@finetune:1:0")
+    with pytest.raises(NonFiniteLossError, match=r"finetune P=\d+ I=\d F=\d+ seed=0: epoch 1, step 0"):
+        run.main(["--all", *args, "--config", str(cfg3)])
+    monkeypatch.delenv("DIMINISH_FAULT")
+    assert run.main(["--status", *args, "--config", str(cfg3)]) == 0
+    out = capsys.readouterr().out
+    assert "failed: finetune" in out and "non-finite loss" in out
+    assert not list((base / "out" / "tiny" / "claims").iterdir())  # the claim was released
+
+
+def test_dry_run_of_the_paper_config_needs_no_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ folder here
+    assert run.main(["--dry-run", "--config", str(REPO / "experiments" / "paper.toml")]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:5] for line in out.splitlines() if line[:1].isalpha()}
+    assert rows["pretrain"] == ["9", "0", "9", "103,500,000"]  # (45k + 100k + 200k) x 100 epochs x 3 seeds
+    assert rows["intermediate"] == ["12", "0", "12", "33,681,600"]  # 14,034 (assumed) x 200 x 12
+    assert rows["finetune"] == ["144", "0", "144", "33,000,000"]
+
+
+def test_missing_data_fails_at_once_naming_path_and_layout(tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.toml", tmp_path / "nowhere")
+    with pytest.raises(SystemExit) as e:
+        run.main(["--all", "--config", str(cfg), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    msg = str(e.value)
+    assert str(tmp_path / "nowhere" / "oxford-iiit-pet") in msg and "expected layout" in msg
+    assert "imagenet" in msg and "intel" in msg
+    assert not (tmp_path / "o" / "tiny" / "stages").exists()

@@ -1,0 +1,61 @@
+"""Interrupted, killed and concurrent runs end with the same results as one clean run (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from _runner import assert_same_metrics, make_data, run_cli, write_config
+from diminish.results import read_results
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("faults")
+    data = make_data(base)
+    cfg = write_config(base / "tiny.toml", data)
+    common = ["--config", str(cfg), "--cache-dir", str(base / "cache")]
+    code, out, err = run_cli("--all", "--out", str(base / "clean"), *common)
+    assert code == 0, err
+    return base, common, read_results(base / "clean" / "tiny" / "results.nc")
+
+
+def _done_counts(out_root) -> Counter:
+    lines = (out_root / "tiny" / "executions.jsonl").read_text().splitlines()
+    return Counter((e["kind"], e["key"]) for e in map(json.loads, lines) if e["event"] == "done")
+
+
+def test_sigterm_then_sigkill_then_resume_gives_identical_results(setup):
+    base, common, clean = setup
+    out = base / "faulty"
+    # SIGTERM in the middle of the first epoch of an intermediate stage: saves mid-epoch, exits 143
+    code, _, err = run_cli("--all", "--out", str(out), *common, env={"DIMINISH_FAULT": "term@intermediate:0:0"})
+    assert code == 143, err
+    assert "Resume with the same command" in err and "epoch 0, step 1" in err
+    # SIGKILL in the second epoch of a fine-tuning stage: nothing saved beyond the epoch-0 checkpoint
+    code, _, err = run_cli("--all", "--out", str(out), *common, env={"DIMINISH_FAULT": "kill@finetune:1:0"})
+    assert code == -9, err
+    code, stdout, err = run_cli("--all", "--out", str(out), *common)
+    assert code == 0, err
+    assert_same_metrics(read_results(out / "tiny" / "results.nc"), clean)
+    events = [json.loads(x) for x in (out / "tiny" / "executions.jsonl").read_text().splitlines()]
+    assert sum(e["event"] == "resume" for e in events) == 2  # the terminated and the killed stage
+    assert set(_done_counts(out).values()) == {1}  # no stage finished twice
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-") or p.name == "checkpoint.pt"]
+    assert not list((out / "tiny" / "claims").iterdir())
+
+
+def test_two_shards_on_one_folder_run_each_stage_once(setup):
+    base, common, clean = setup
+    out = base / "shards"
+    procs = [run_cli("--all", "--out", str(out), "--shard", f"{k}/2", "--poll", "0.2", *common, wait=False)
+             for k in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    counts = _done_counts(out)
+    assert set(counts.values()) == {1} and len(counts) == 1 + 2 + 8 + 8
+    assert_same_metrics(read_results(out / "tiny" / "results.nc"), clean)
