@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from diminish.report import ReportInputError, build_all, load_inputs
-from diminish.report.latex import Tex, breakable_tt, escape, macro_name, num, pm, size_label
+from diminish.report.latex import Tex, breakable_tt, escape, macro_name, num, pm, sci, size_label
 from diminish.report.numbers import compute, numbers_tex
 from diminish.report.render import LEFTOVER_SYNTAX, render
 from diminish.results import example_results, write_results
@@ -72,7 +72,7 @@ def test_generated_tex_has_no_template_syntax_and_every_cell_value(built):
                     continue  # the baseline table
                 for f in ds.finetune.values:
                     c = dict(pretrain=p, intermediate=i, finetune=f)
-                    assert f"{float(mean.sel(c)):.2f} $\\pm$ {float(sd.sel(c)):.2f}" in tables, (var, c)
+                    assert f"{float(mean.sel(c)):.2f} \\ensuremath{{\\pm}} {float(sd.sel(c)):.2f}" in tables, (var, c)
     base = (out / "tables" / "baseline.tex").read_text()
     f0 = int(ds.finetune.values[0])
     assert f"{float(ds.miou.sel(pretrain=0, intermediate=False, finetune=f0).mean()):.2f}" in base
@@ -167,9 +167,10 @@ def test_latex_helpers():
     assert escape("50% of a_b & {c} #1 $x ~ ^") == (
         r"50\% of a\_b \& \{c\} \#1 \$x \textasciitilde{} \textasciicircum{}")
     assert escape(Tex(r"\textbf{x}")) == r"\textbf{x}"
-    assert num(-0.001) == "0.00" and num(-1.5, 1) == "$-$1.5" and num(2, sign=True) == "$+$2.00"
+    assert num(-0.001) == "0.00" and num(-1.5, 1) == r"\ensuremath{-}1.5" and num(2, sign=True) == r"\ensuremath{+}2.00"
     assert num(float("nan")) == "--" and pm(1.234, float("nan")) == "1.23" and pm(np.nan, 1) == "--"
-    assert pm(70.333, 0.891) == r"70.33 $\pm$ 0.89"
+    assert pm(70.333, 0.891) == r"70.33 \ensuremath{\pm} 0.89"
+    assert sci(0.00710) == r"\ensuremath{7.10\times 10^{-3}}" and sci(2.5) == "2.50"
     assert [size_label(s) for s in (0, 250, 6000, 45_000, 200_000, 2_000_000)] == \
         ["0", "250", "6000", "45k", "200k", "2M"]
     assert macro_name("gain", 2000, "at_f") == "GainTwoZeroZeroZeroAtF"

@@ -23,10 +23,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def real_analysis(results: Path, out: Path) -> Path | None:
+    """The analysis package's report on these results (few bootstrap draws), if it is installed."""
+    try:
+        from diminish.analysis.report import report
+    except ImportError:
+        return None
+    report(str(results), out, n_boot=20, plot=False)
+    return out
+
+
 @pytest.fixture(scope="module")
 def pdf(tmp_path_factory):
     root = tmp_path_factory.mktemp("paperpdf")
     res, an = make_inputs(root)
+    an = real_analysis(res, root / "analysis" / "real") or an
     inp = load_inputs(res, an)
     out = build_all(inp, root / "build").parent
     shutil.copy(REPO / "paper" / "references.bib", out / "references.bib")

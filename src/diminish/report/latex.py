@@ -45,8 +45,8 @@ def escape(text: object) -> Tex:
     s = str(text)
     s = _SPECIAL_RE.sub(lambda m: _SPECIALS[m.group(0)], s)
     # Characters pdflatex's default input encoding would choke on, mapped to ASCII/LaTeX.
-    s = s.replace("\u00b1", r"$\pm$").replace("\u2013", "--").replace("\u2014", "---")
-    s = s.replace("\u2212", "-").replace("\u00d7", r"$\times$").replace("\u0394", r"$\Delta$")
+    s = s.replace("\u00b1", r"\ensuremath{\pm}").replace("\u2013", "--").replace("\u2014", "---")
+    s = s.replace("\u2212", "-").replace("\u00d7", r"\ensuremath{\times}").replace("\u0394", r"\ensuremath{\Delta}")
     s = s.encode("ascii", "replace").decode("ascii")
     return Tex(s)
 
@@ -73,14 +73,29 @@ def isnan(x: object) -> bool:
 
 
 def num(x: object, digits: int = 2, *, sign: bool = False) -> Tex:
-    """Fixed-point number with ``digits`` decimals; ``--`` for NaN/None; ``-`` as a math minus."""
+    """Fixed-point number with ``digits`` decimals; ``--`` for NaN/None; signs as math signs
+    (``\\ensuremath``, so the result works in text and inside formulas alike)."""
     if isnan(x):
         return Tex(DASH)
     v = float(x)  # type: ignore[arg-type]
     if round(v, digits) == 0:
         v = 0.0  # never print -0.00
     s = f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
-    return Tex(s.replace("-", "$-$").replace("+", "$+$"))
+    return Tex(s.replace("-", r"\ensuremath{-}").replace("+", r"\ensuremath{+}"))
+
+
+def sci(x: object, sig: int = 3) -> Tex:
+    """A number with ``sig`` significant figures, in scientific notation outside [0.01, 10^4)."""
+    if isnan(x):
+        return Tex(DASH)
+    v = float(x)  # type: ignore[arg-type]
+    if v == 0:
+        return Tex("0")
+    if 0.01 <= abs(v) < 1e4:
+        digits = max(0, sig - 1 - int(math.floor(math.log10(abs(v)))))
+        return num(v, digits)
+    mant, exp = f"{v:.{sig - 1}e}".split("e")
+    return Tex(f"\\ensuremath{{{mant}\\times 10^{{{int(exp)}}}}}")
 
 
 def plain(x: object, digits: int = 2) -> str:
@@ -97,7 +112,7 @@ def pm(mean: object, sd: object, digits: int = 2) -> Tex:
         return Tex(DASH)
     if isnan(sd):
         return num(mean, digits)
-    return Tex(f"{num(mean, digits)} $\\pm$ {num(sd, digits)}")
+    return Tex(f"{num(mean, digits)} \\ensuremath{{\\pm}} {num(sd, digits)}")
 
 
 def pvalue(p: object) -> Tex:
@@ -106,7 +121,7 @@ def pvalue(p: object) -> Tex:
         return Tex(DASH)
     v = float(p)  # type: ignore[arg-type]
     if v < 0.001:
-        return Tex("$<$0.001")
+        return Tex(r"\ensuremath{<}0.001")
     return Tex(f"{v:.3f}")
 
 

@@ -8,6 +8,7 @@ every cell") the phrase is chosen here from the same analysis tables the paper p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .inputs import Inputs, best_fit, cell_stats
-from .latex import Tex, escape, integer, interval, isnan, num, pvalue, size_label
+from .latex import Tex, escape, integer, interval, isnan, macro_name, num, pvalue, sci, size_label
 
 PREFIX = "dm"
 METRIC_LABEL = {"miou": "mIoU", "accuracy": "accuracy"}
@@ -42,15 +43,53 @@ def join_words(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def count_phrase(k: int, n: int) -> str:
+def count_phrase(k: int, n: int, unit: str = "cells") -> str:
     """'in every one of the 6 cells' / 'in 4 of the 6 cells' / 'in none of the 6 cells'."""
+    one = unit[:-1] if unit.endswith("s") else unit
     if n == 0:
-        return "in no cell (nothing to compare)"
+        return f"in no {one} (nothing to compare)"
     if k == n:
-        return "in every cell" if n == 1 else f"in every one of the {n} cells"
+        return f"in the only {one}" if n == 1 else f"in every one of the {n} {unit}"
     if k == 0:
-        return f"in none of the {n} cells"
-    return f"in {k} of the {n} cells"
+        return f"in none of the {n} {unit}"
+    return f"in {k} of the {n} {unit}"
+
+
+_PER_CONDITION = re.compile(r"_(?:P\d+|F\d+)_I\d+$")
+_CONDITION_TEXT = re.compile(r"\s*\((?:P|F)=[^)]*\)\s*$")
+
+
+def claim_text(text: str) -> str:
+    """Claim wording for print: the metric's proper name."""
+    return re.sub(r"\bmiou\b", "mIoU", str(text))
+
+
+def claim_groups(verdicts: pd.DataFrame) -> list[dict]:
+    """Claims tested once per condition (ids ending in _P<n>_I<k> or _F<n>_I<k>) grouped into one
+    entry each; study-level claims stay single. Order follows verdicts.csv."""
+    groups: dict[str, dict] = {}
+    for r in verdicts.itertuples():
+        cid = str(r.claim_id)
+        key = _PER_CONDITION.sub("", cid)
+        per = key != cid
+        g = groups.setdefault(key, dict(key=key, per_condition=per, claim=claim_text(_CONDITION_TEXT.sub("", str(r.claim))),
+                                        rows=[]))
+        g["rows"].append(r)
+    for g in groups.values():
+        verdicts_ = [str(r.verdict).strip() for r in g["rows"]]
+        g["counts"] = {v: verdicts_.count(v) for v in ("supported", "not supported", "inconclusive")}
+        g["n"] = len(verdicts_)
+    return list(groups.values())
+
+
+def group_phrase(g: dict) -> str:
+    """'supported in 8 of the 8 conditions' / 'supported in 2, inconclusive in 5, not supported in 1 of the 8 conditions'."""
+    n = g["n"]
+    parts = [(v, k) for v, k in g["counts"].items() if k]
+    if len(parts) == 1:
+        v, k = parts[0]
+        return f"{v} {count_phrase(k, n, 'conditions')}"
+    return ", ".join(f"{v} in {k}" for v, k in parts) + f" of the {n} conditions"
 
 
 def snum(x: object) -> Tex:
@@ -183,10 +222,20 @@ def _pretrain_effect(n: Numbers, inp: Inputs) -> None:
                                   f"{count_phrase(sig, tot)}")
     n.flags.update(pretrain_all_positive=tot > 0 and pos == tot, pretrain_none_positive=pos == 0,
                    pretrain_cells=tot)
+    pooled = _pooled_main(_rows(inp.analysis.pooled, metric=inp.metric), "pretrain")
+    n.flags["has_pooled_pretrain"] = pooled is not None
+    if pooled is not None:
+        n.set("PooledPretrain", num(pooled["estimate"], sign=True))
+        n.set("PooledPretrainCI", interval(pooled["ci_lo"], pooled["ci_hi"]))
 
 
 def _pooled_main(df: pd.DataFrame, effect: str) -> pd.Series | None:
-    rows = df[(df["effect"] == effect) & ~df["term"].astype(str).str.contains(":")]
+    """The average-effect row of the pooled model (term 'mean' when present, else the first main term)."""
+    rows = df[df["effect"] == effect]
+    mean = rows[rows["term"].astype(str).isin(["mean", effect, "Intercept"])]
+    if len(mean):
+        return mean.iloc[0]
+    rows = rows[~rows["term"].astype(str).str.contains(":")]
     return rows.iloc[0] if len(rows) else None
 
 
@@ -257,7 +306,8 @@ def _fits(n: Numbers, inp: Inputs) -> None:
             ident_best += bool(b["identified"])
     n.set("FitConditions", integer(n_cond))
     n.set("FitIdentified", integer(ident_best))
-    n.set("FitIdentifiedPhrase", f"identified {count_phrase(ident_best, n_cond).replace('cells', 'conditions')}")
+    n.set("FitIdentifiedIn", count_phrase(ident_best, n_cond, "conditions"))
+    n.set("FitIdentifiedPhrase", f"identified {count_phrase(ident_best, n_cond, 'conditions')}")
     fam = pd.Series(best_families).value_counts() if best_families else pd.Series(dtype=int)
     if len(fam):
         top = sorted(fam.items(), key=lambda kv: (-kv[1], kv[0]))[0]
@@ -291,6 +341,19 @@ def _verdicts(n: Numbers, inp: Inputs) -> None:
     n.set("NNotSupported", integer(int(counts.get("not supported", 0))))
     n.set("NInconclusive", integer(int(counts.get("inconclusive", 0))))
     n.flags["verdicts"] = {str(r.claim_id): str(r.verdict).strip() for r in v.itertuples()}
+    n.flags["groups"] = {}
+    for g in claim_groups(v):
+        if not g["per_condition"]:
+            r = g["rows"][0]
+            verdict = str(r.verdict).strip()
+            n.set(macro_name("Verdict", g["key"]), Tex(r"\textit{" + str(escape(verdict)) + "}"))
+            n.set(macro_name("Claim", g["key"]), escape(g["claim"]))
+            n.set(macro_name("Estimate", g["key"]), Tex(f"{num(r.estimate)}, 95\\% CI {interval(r.ci_lo, r.ci_hi)}"))
+            n.flags["groups"][g["key"]] = verdict
+        else:
+            n.set(macro_name("Group", g["key"]), group_phrase(g))
+            n.set(macro_name("Claim", g["key"]), escape(g["claim"]))
+            n.flags["groups"][g["key"]] = g["counts"]
 
 
 def _transfer(n: Numbers, inp: Inputs) -> None:
@@ -306,9 +369,10 @@ def _transfer(n: Numbers, inp: Inputs) -> None:
     if len(tf):
         top = tf.iloc[-1]
         n.set("TransferAlphaTop", num(top["alpha"]))
-        n.set("TransferKTop", num(top["k"]))
+        n.set("TransferKTop", sci(top["k"]))
         n.set("TransferPretrainTop", size_label(top["pretrain"]))
-        n.set("TransferAlphaRange", Tex(f"{num(tf['alpha'].min())}--{num(tf['alpha'].max())}"))
+        n.set("TransferAlphaMin", num(tf["alpha"].min()))
+        n.set("TransferAlphaMax", num(tf["alpha"].max()))
 
 
 def _compare(n: Numbers, inp: Inputs) -> None:

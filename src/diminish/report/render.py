@@ -90,6 +90,7 @@ def paper_context(inp: Inputs, numbers: Numbers | None = None) -> dict:
     return dict(f=numbers.flags, n=m, attrs=inp.attrs, metric=inp.metric,
                 metric_label={"miou": "mIoU", "accuracy": "accuracy"}[inp.metric],
                 synthetic=inp.synthetic, has_examples=inp.examples is not None,
+                notes=[escape(str(x)) for x in inp.analysis.report.get("notes", [])],
                 attrs_examples_cell=str(inp.examples["cell"]) if inp.examples is not None else "",
                 title=Tex(TITLE), date=Tex(numbers.macros.get("ResultsDate", Tex(""))))
 

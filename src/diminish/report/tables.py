@@ -26,9 +26,10 @@ from .latex import (
     num,
     pm,
     pvalue,
+    sci,
     size_label,
 )
-from .numbers import METRIC_LABEL, plateau_text
+from .numbers import METRIC_LABEL, claim_groups, claim_text, plateau_text
 from .render import render
 
 TABLES: dict[str, Callable[[Inputs], str | None]] = {}
@@ -163,14 +164,50 @@ def fits(inp: Inputs) -> str | None:
 
 @table("verdicts")
 def verdicts(inp: Inputs) -> str | None:
+    """Summary: study-level claims one per row, per-condition claims one row per kind."""
     v = inp.analysis.verdicts
     if not len(v):
         return None
-    rows = [[escape(r.claim), escape(r.statistic), num(r.estimate), interval(r.ci_lo, r.ci_hi), pvalue(r.p),
-             Tex(r"\textbf{" + str(escape(str(r.verdict).strip())) + "}")] for r in v.itertuples()]
-    return _tab("Claims tested by the analysis, with the statistic behind each verdict.", "tab:verdicts",
-                r"p{0.36\linewidth}lrccl", [["Claim", "Statistic", "Estimate", "95% CI", "p", "Verdict"]],
-                [rows], size=r"\footnotesize")
+    rows = []
+    for g in claim_groups(v):
+        if g["per_condition"]:
+            stat = claim_text(g["rows"][0].statistic)
+            tally = ", ".join(f"{k}/{g['n']} {v}" for v, k in g["counts"].items() if k)
+            rows.append([escape(g["claim"]), escape(f"per condition ({g['n']}): {stat}"), DASH, escape(tally)])
+        else:
+            r = g["rows"][0]
+            rows.append([escape(g["claim"]), escape(claim_text(r.statistic)),
+                         Tex(f"{num(r.estimate)} {interval(r.ci_lo, r.ci_hi)}"),
+                         Tex(r"\textbf{" + str(escape(str(r.verdict).strip())) + "}")])
+    note = Tex("A directional claim is supported when its 95\\% interval excludes zero on the claimed side and "
+               "not supported when it excludes zero on the other side; otherwise the data are inconclusive. "
+               "Claims tested once per condition are summarised here and listed in full in "
+               "Table~\\ref{tab:verdicts-all}.")
+    return _tab("Claims tested by the analysis and their verdicts.", "tab:verdicts",
+                r"p{0.28\linewidth}p{0.24\linewidth}cp{0.15\linewidth}",
+                [["Claim", "Statistic", "Estimate [95% CI]", "Verdict"]], [rows],
+                size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
+
+
+@table("verdicts_all")
+def verdicts_all(inp: Inputs) -> str | None:
+    v = inp.analysis.verdicts
+    if not len(v):
+        return None
+    groups: list[list] = []
+    single = False
+    for g in claim_groups(v):
+        rows = [[escape(claim_text(r.claim)), num(r.estimate), interval(r.ci_lo, r.ci_hi), pvalue(r.p),
+                 escape(str(r.verdict).strip())] for r in g["rows"]]
+        if not g["per_condition"] and single:
+            groups[-1].extend(rows)  # study-level claims share one block
+        else:
+            groups.append(rows)
+        single = not g["per_condition"]
+    caption = escape(f"Every claim tested on {METRIC_LABEL[inp.metric]}; claims tested per condition have one "
+                     "row per condition (statistics as in ") + Tex("Table~\\ref{tab:verdicts}).")
+    return _tab(caption, "tab:verdicts-all", r"p{0.5\linewidth}rccl",
+                [["Claim", "Estimate", "95% CI", "p", "Verdict"]], groups, size=r"\scriptsize")
 
 
 def _paired_rows(df: pd.DataFrame, keys: list[str]) -> list[list[list]]:
@@ -219,7 +256,7 @@ def transfer(inp: Inputs) -> str | None:
     df = df[df["metric"] == inp.metric].sort_values(["pretrain", "intermediate"])
     if not len(df):
         return None
-    rows = [[size_label(r.pretrain), _yesno(r.intermediate), num(r.k), num(r.alpha), integer(r.n_points)]
+    rows = [[size_label(r.pretrain), _yesno(r.intermediate), sci(r.k), num(r.alpha), integer(r.n_points)]
             for r in df.itertuples()]
     return _tab(Tex("Effective data transferred: fits of $D_T = k F^{\\alpha}$ per pre-training size."),
                 "tab:transfer", "rlrrr", [["Pre-train", "Interm.", Tex("$k$"), Tex("$\\alpha$"), "Points"]],
@@ -263,11 +300,19 @@ def headline(inp: Inputs) -> str | None:
     h = inp.analysis.headline
     if not len(h):
         return None
-    rows = [[escape(r.claim), Tex(r"\textbf{" + str(escape(str(r.holds_in_ours))) + "}"), escape(r.detail)]
-            for r in h.itertuples()]
+    paper = "holds_in_paper" in h.columns
+
+    def bold(x):
+        return Tex(r"\textbf{" + str(escape(str(x))) + "}")
+
+    rows = [[escape(claim_text(r.claim)), bold(r.holds_in_ours)] + ([escape(str(r.holds_in_paper))] if paper else [])
+            + [Tex(escape(claim_text(r.detail)).replace(";", ";\\allowbreak{}"))] for r in h.itertuples()]
+    header = [["Claim", "Ours"] + (["Published"] if paper else []) + ["How it was decided (our data)"]]
+    note = Tex("`Published' applies the same tests to the original paper's tables (summary statistics only).") \
+        if paper else ""
     return _tab("The original paper's headline claims, checked on our results.", "tab:headline",
-                r"p{0.38\linewidth}lp{0.42\linewidth}", [["Claim", "Holds", "Detail"]], [rows],
-                size=r"\footnotesize")
+                r"p{0.28\linewidth}l" + ("l" if paper else "") + r"p{0.38\linewidth}", header, [rows],
+                size=r"\footnotesize", note=note)
 
 
 PROVENANCE_ORDER = ("config_name", "config_hash", "git_commit", "created", "device", "diminish_version",

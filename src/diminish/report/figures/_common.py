@@ -53,11 +53,22 @@ def pretrain_label(p) -> str:
     return "no pre-training" if int(p) == 0 else f"{size_label(p)} pre-train"
 
 
+def finetune_label(f) -> str:
+    """Tick label for a fine-tune size: 250, 500, 1k, 2k, 1.5k."""
+    f = int(f)
+    return str(f) if f < 1000 else f"{f / 1000:g}k"
+
+
+def outside_legend(ax, **kw):
+    """Legend to the right of the axes (constrained layout makes room for it)."""
+    return ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, **kw)
+
+
 def log_finetune_axis(ax, finetune_sizes) -> None:
     ax.set_xscale("log")
     ticks = sorted(int(f) for f in finetune_sizes)
     ax.set_xticks(ticks)
-    ax.set_xticklabels([str(t) for t in ticks])
+    ax.set_xticklabels([finetune_label(t) for t in ticks])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("fine-tuning images $F$ (log scale)")
 

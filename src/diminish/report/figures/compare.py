@@ -49,5 +49,5 @@ def draw(inp: Inputs):
     a2.axhline(0.0, color="0.3", lw=0.8)
     log_finetune_axis(a2, sorted(g["finetune"].unique()))
     a2.set_ylabel(f"ours $-$ published {NAME.get(inp.metric, inp.metric)} (points)")
-    a2.legend(frameon=False, fontsize=6.5, ncol=2, loc="best")
+    a2.legend(frameon=False, fontsize=6.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig

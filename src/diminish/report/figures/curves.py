@@ -41,6 +41,8 @@ def draw(inp: Inputs):
             cur = _curve(inp, int(p), i)
             if cur is not None:
                 f, fit, lo, hi, _ = cur
+                keep = (f >= F.min() / 1.3) & (f <= F.max() * 1.3)  # measured range and a little more
+                f, fit, lo, hi = f[keep], fit[keep], lo[keep], hi[keep]
                 ax.plot(f, fit, color=c, lw=1.1, zorder=2)
                 ax.fill_between(f, lo, hi, color=c, alpha=0.18, lw=0, zorder=1)
         log_finetune_axis(ax, F)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..inputs import Inputs
-from ._common import colours, figure, log_finetune_axis, placeholder, pretrain_label
+from ._common import colours, figure, log_finetune_axis, outside_legend, placeholder, pretrain_label
 
 LABEL = {"miou": "mIoU", "accuracy": "accuracy"}
 
@@ -15,7 +15,7 @@ def draw(inp: Inputs):
     df = df[df["metric"] == inp.metric].sort_values(["pretrain", "finetune"])
     if not len(df):
         return placeholder("no cell has both intermediate conditions")
-    fig, axes = figure(1, height=2.6, width=4.6)
+    fig, axes = figure(1, height=2.6, width=5.0)
     ax = axes[0]
     col = colours(inp.results.pretrain.values)
     sizes = sorted(df["pretrain"].unique())
@@ -28,5 +28,5 @@ def draw(inp: Inputs):
     ax.axhline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
     log_finetune_axis(ax, inp.results.finetune.values)
     ax.set_ylabel(f"$\\Delta$ {LABEL[inp.metric]} (points)\nwith $-$ without intermediate")
-    ax.legend(frameon=False, loc="best")
+    outside_legend(ax)
     return fig

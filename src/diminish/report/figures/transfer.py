@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..inputs import Inputs
-from ._common import colours, figure, placeholder, pretrain_label
+from ._common import colours, figure, log_finetune_axis, outside_legend, placeholder, pretrain_label
 
 
 def draw(inp: Inputs):
@@ -24,7 +24,7 @@ def draw(inp: Inputs):
     fit = fit[(fit["metric"] == inp.metric)]
     if False in set(fit["intermediate"]):
         fit = fit[fit["intermediate"] == False]  # noqa: E712
-    fig, axes = figure(1, height=2.6, width=4.6)
+    fig, axes = figure(1, height=2.6, width=5.0)
     ax = axes[0]
     col = colours(inp.results.pretrain.values)
     F = np.asarray(sorted(inp.results.finetune.values), float)
@@ -39,10 +39,9 @@ def draw(inp: Inputs):
             k, a = float(row["k"].iloc[0]), float(row["alpha"].iloc[0])
             f = np.geomspace(F.min(), F.max(), 50)
             ax.plot(f, k * f**a, color=c, lw=1.0)
-    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("fine-tuning images $F$ (log scale)")
+    log_finetune_axis(ax, F)
     ax.set_ylabel("effective data transferred $D_T$\n(extra fine-tuning images)")
     ax.plot([], [], "o", mfc="none", color="0.4", label="extrapolated")
-    ax.legend(frameon=False, loc="best")
+    outside_legend(ax)
     return fig
