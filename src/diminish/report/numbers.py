@@ -205,6 +205,10 @@ def _results(n: Numbers, inp: Inputs) -> None:
     val = float(ia.mean(skipna=True)) if ia is not None and bool(ia.notnull().any()) else np.nan
     n.flags["has_intel_accuracy"] = not isnan(val)
     n.set("IntelAccuracy", num(val, 1))
+    split = str(inp.attrs.get("intermediate_accuracy_split", ""))
+    n.set("IntelAccuracySplit", {"test": "on the held-out Intel test images",
+                                 "train": "on its own Intel training images (no test split was available)"}
+          .get(split, "on Intel images (the split is not recorded)"))
 
 
 def _pretrain_effect(n: Numbers, inp: Inputs) -> None:
@@ -217,7 +221,12 @@ def _pretrain_effect(n: Numbers, inp: Inputs) -> None:
     n.set("PretrainCells", integer(tot))
     n.set("PretrainPositive", integer(pos))
     n.set("PretrainSignificant", integer(sig))
+    label = METRIC_LABEL[inp.metric]
     n.set("PretrainDirection", f"is higher with pre-training than without {count_phrase(pos, tot)}")
+    if tot and pos * 2 >= tot:
+        n.set("PretrainVerb", f"raises {label} {count_phrase(pos, tot)}")
+    else:
+        n.set("PretrainVerb", f"lowers {label} {count_phrase(tot - pos, tot)}")
     n.set("PretrainSignificance", f"the difference is significant after Holm correction "
                                   f"{count_phrase(sig, tot)}")
     n.flags.update(pretrain_all_positive=tot > 0 and pos == tot, pretrain_none_positive=pos == 0,
@@ -326,9 +335,10 @@ def _fits(n: Numbers, inp: Inputs) -> None:
         n.set(f"Plateau{tag}", plateau_text(b))
         n.set(f"Plateau{tag}Family", str(b["family"]) if b is not None else "--")
         n.flags[f"plateau_{tag.lower()}_identified"] = bool(b is not None and b["identified"])
-        for g in (1000, 2000, 4000):
-            word = {1000: "Thousand", 2000: "TwoThousand", 4000: "FourThousand"}[g]
-            n.set(f"Gain{tag}{word}", num(b[f"gain_{g}"] if b is not None else np.nan))
+        gains = [b[f"gain_{g}"] if b is not None else np.nan for g in (1000, 2000, 4000)]
+        for word, g in zip(("Thousand", "TwoThousand", "FourThousand"), gains):
+            n.set(f"Gain{tag}{word}", num(g))
+        n.flags[f"{tag.lower()}_gains_known"] = not any(isnan(g) for g in gains)
         n.set(f"FNinetyFive{tag}", integer(round(b["f95"])) if b is not None and not isnan(b["f95"])
               else Tex("not identified"))
 
@@ -342,6 +352,20 @@ def _verdicts(n: Numbers, inp: Inputs) -> None:
     n.set("NInconclusive", integer(int(counts.get("inconclusive", 0))))
     n.flags["verdicts"] = {str(r.claim_id): str(r.verdict).strip() for r in v.itertuples()}
     n.flags["groups"] = {}
+    ids = n.flags["verdicts"]
+
+    def strength(every: str, average: str, fallback: bool) -> str:
+        """'every' (every-cell claim supported), 'average' (pooled claim supported), 'means' (only the
+        cell means point that way) or 'none'."""
+        if ids.get(every) == "supported":
+            return "every"
+        if ids.get(average) == "supported":
+            return "average"
+        return "means" if fallback else "none"
+
+    n.flags["pretrain_strength"] = strength("PT_EVERY_CELL", "PT_HELPS", bool(n.flags.get("pretrain_all_positive")))
+    n.flags["intermediate_strength"] = strength("INT_EVERY_CELL", "INT_HURTS",
+                                                bool(n.flags.get("intermediate_mostly_negative")))
     for g in claim_groups(v):
         if not g["per_condition"]:
             r = g["rows"][0]

@@ -77,7 +77,8 @@ def _seed_note(inp: Inputs) -> Tex:
     missing = int(inp.results["miou"].isnull().sum())
     note = f"Mean $\\pm$ sample SD over {ns} seeds, in percent on the held-out test images."
     if missing:
-        note += f" {missing} runs are missing; -- marks a cell without any finished run."
+        runs = "run is" if missing == 1 else "runs are"
+        note += f" {missing} {runs} missing; -- marks a cell without any finished run."
     return Tex(note)
 
 
@@ -254,6 +255,7 @@ def paired_pretrain(inp: Inputs) -> str | None:
 def transfer(inp: Inputs) -> str | None:
     df = inp.analysis.transfer_fit
     df = df[df["metric"] == inp.metric].sort_values(["pretrain", "intermediate"])
+    df = df[df["alpha"].notna() | (df["n_points"] > 0)]  # conditions with nothing to fit are left out
     if not len(df):
         return None
     rows = [[size_label(r.pretrain), _yesno(r.intermediate), sci(r.k), num(r.alpha), integer(r.n_points)]
@@ -315,9 +317,10 @@ def headline(inp: Inputs) -> str | None:
                 size=r"\footnotesize", note=note)
 
 
-PROVENANCE_ORDER = ("config_name", "config_hash", "git_commit", "created", "device", "diminish_version",
-                    "torch_version", "accelerate_version", "python_version", "pets_root", "intel_root",
-                    "imagenet_root", "synthetic")
+PROVENANCE_ORDER = ("config_name", "config_hash", "description", "synthetic", "created", "git_commit", "device",
+                    "package_version", "torch_version", "accelerate_version", "batch_sizes", "pets_root",
+                    "intel_root", "imagenet_root", "cache_hash_pets", "cache_hash_intel", "cache_hash_imagenet",
+                    "intermediate_accuracy_split")
 
 
 @table("provenance")
