@@ -45,7 +45,7 @@ def draw(inp: Inputs):
         gp = gp.sort_values("finetune")
         a2.plot(gp["finetune"], gp["diff"], "-" if not i else "--", marker="o" if not i else "^",
                 color=col.get(int(p), "0.3"), ms=3, lw=1.0,
-                label=f"{size_label(p) if p else 'no'} PT{', +interm.' if i else ''}")
+                label=f"{size_label(p) + ' pre-train' if p else 'no pre-training'}{' + interm.' if i else ''}")
     a2.axhline(0.0, color="0.3", lw=0.8)
     log_finetune_axis(a2, sorted(g["finetune"].unique()))
     a2.set_ylabel(f"ours $-$ published {NAME.get(inp.metric, inp.metric)} (points)")
