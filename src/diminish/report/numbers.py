@@ -43,6 +43,11 @@ def join_words(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def plural(k: int, word: str) -> str:
+    """'1 seed' / '3 seeds'."""
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
+
+
 def count_phrase(k: int, n: int, unit: str = "cells") -> str:
     """'in every one of the 6 cells' / 'in 4 of the 6 cells' / 'in none of the 6 cells'."""
     one = unit[:-1] if unit.endswith("s") else unit
@@ -113,6 +118,10 @@ def _grid(n: Numbers, inp: Inputs) -> None:
     done = int(ds[inp.metric].notnull().sum())
     total = int(ds[inp.metric].size)
     n.set("NSeeds", integer(len(seeds)))
+    n.set("SeedsPhrase", plural(len(seeds), "seed"))
+    n.set("PretrainSizesPhrase", plural(len(P), "pre-training size"))
+    n.set("IntermediatePhrase", plural(len(I), "intermediate condition"))
+    n.set("FinetuneSizesPhrase", plural(len(F), "fine-tuning size"))
     n.set("SeedList", join_words([str(s) for s in seeds]))
     n.set("NPretrainSizes", integer(len(P)))
     n.set("NFinetuneSizes", integer(len(F)))
