@@ -13,7 +13,7 @@ RESULTS ?= $(if $(wildcard $(FULL_RESULTS)),$(FULL_RESULTS),$(DEMO_RESULTS))
 .PHONY: help venv test lint demo paper bench clean-paper
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+	@grep -hE '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
