@@ -61,7 +61,7 @@ def test_changing_a_finetune_setting_does_not_redo_pretraining(tiny):
     base, data, args = tiny
     cfg2 = write_config(base / "tiny2.toml", data, ft_lr=1e-3)
     before = len(_events(base))
-    assert run.main(["--all", *args, "--config", str(cfg2)]) == 0
+    assert run.main(["--all", *args, "--config", str(cfg2), "--save-models"]) == 0
     new = _events(base)[before:]
     started = {e["kind"] for e in new if e["event"] == "start"}
     assert started == {"finetune"}
@@ -100,3 +100,32 @@ def test_missing_data_fails_at_once_naming_path_and_layout(tmp_path, capsys):
     assert str(tmp_path / "nowhere" / "oxford-iiit-pet") in msg and "expected layout" in msg
     assert "imagenet" in msg and "intel" in msg
     assert not (tmp_path / "o" / "tiny" / "stages").exists()
+
+
+def test_saved_model_scores_the_same_on_a_folder_of_the_test_images(tiny, tmp_path):
+    """--save-models + diminish.evaluate on a pets-layout folder holding exactly the test images."""
+    from diminish import evaluate
+    from diminish.data import pets_split, prepare
+
+    base, data, args = tiny
+    models = sorted((base / "out" / "tiny" / "models").glob("*.pt"))
+    assert len(models) == 8, "run by test_changing_a_finetune_setting_does_not_redo_pretraining"
+    model = next(m for m in models if m.name == "P=16_I=1_F=16_seed=0.pt")
+    cache = prepare("pets", data / "oxford-iiit-pet", base / "cache", progress=False)
+    test_idx, _ = pets_split(len(cache), 12, 42)
+    folder = tmp_path / "pets"
+    (folder / "images").mkdir(parents=True)
+    (folder / "annotations" / "trimaps").mkdir(parents=True)
+    for i in test_idx:
+        img = data / "oxford-iiit-pet" / cache.files[i]
+        (folder / "images" / img.name).symlink_to(img)
+        tri = data / "oxford-iiit-pet" / "annotations" / "trimaps" / (img.stem + ".png")
+        (folder / "annotations" / "trimaps" / tri.name).symlink_to(tri)
+    r = evaluate.score(model, folder, tmp_path / "cache", progress=False)
+    ds = read_results(base / "out" / "tiny" / "results.nc")
+    cell = ds.sel(pretrain=16, intermediate=True, finetune=16, seed=0)
+    assert r["images"] == 12
+    assert r["accuracy"] == pytest.approx(float(cell.accuracy), abs=1e-9)
+    assert r["miou"] == pytest.approx(float(cell.miou), abs=1e-9)
+    assert evaluate.main([str(model), "--pets-root", str(folder), "--cache-dir", str(tmp_path / "cache"),
+                          "--no-progress"]) == 0

@@ -59,3 +59,25 @@ def test_two_shards_on_one_folder_run_each_stage_once(setup):
     counts = _done_counts(out)
     assert set(counts.values()) == {1} and len(counts) == 1 + 2 + 8 + 8
     assert_same_metrics(read_results(out / "tiny" / "results.nc"), clean)
+
+
+def test_ddp_on_two_cpu_processes_fills_the_grid(setup):
+    """torchrun with 2 processes: real DDP over gloo (sharded batches, gathered metrics, one writer)."""
+    import subprocess
+    import sys
+
+    from _runner import REPO
+
+    base, common, clean = setup
+    out = base / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "diminish.run",
+           "--all", "--no-progress", "--out", str(out), *common]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    ds = read_results(out / "tiny" / "results.nc")
+    assert ds.attrs["device"].endswith("x2")
+    assert bool(ds.miou.notnull().all()) and bool(ds.intermediate_accuracy.notnull().all())
+    events = [json.loads(x) for x in (out / "tiny" / "executions.jsonl").read_text().splitlines()]
+    assert len({e["pid"] for e in events}) == 1  # only the main process writes
+    assert set(_done_counts(out).values()) == {1}

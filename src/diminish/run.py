@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--dry-run", action="store_true", help="print the plan (stages to run/reuse, image-steps); needs no data")
     what.add_argument("--status", action="store_true", help="print done/running/pending/failed counts of the grid")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="this job's share of the work among N jobs (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="run J worker processes on this machine, each a shard with cores/J threads "
+                        "(one GPU each when there are J GPUs); default: %(default)s")
+    p.add_argument("--no-assemble", action="store_true", help=argparse.SUPPRESS)  # --jobs workers
     p.add_argument("--out", default="results", help="output root; results go to OUT/<name>/ (default: %(default)s)")
     p.add_argument("--cache-dir", default="cache", help="preprocessed dataset caches (default: %(default)s)")
     p.add_argument("--save-models", action="store_true", help="keep the fine-tuned weights (OUT/<name>/models/)")
@@ -212,12 +216,15 @@ def check_sizes(ctx, plan: Plan, todo: list[Stage]) -> None:
 
 # -- the run ----------------------------------------------------------------------------------
 def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
+    import torch
     from accelerate import Accelerator
 
     kw = {}
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        kw["cpu"] = True  # several processes on CPUs (torchrun/accelerate launch): DDP over gloo
     trackers = [t for t in cfg.trackers if _tracker_available(t)]
     if trackers:
-        kw = {"log_with": trackers, "project_dir": str(store.root / "trackers")}
+        kw.update(log_with=trackers, project_dir=str(store.root / "trackers"))
     return Accelerator(**kw)
 
 
@@ -294,12 +301,16 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
         stop.restore()
         if code:
             return code
-    if acc is None or acc.is_main_process:
-        path = assemble(plan, store, rt)
-        missing = [u for u in units if not store.is_done(u)]
-        say = f"{path}" + (f" ({len(missing)} units not finished)" if missing else " (grid complete)")
-        print(f"results: {say}", flush=True)
+    if (acc is None or acc.is_main_process) and not args.no_assemble:
+        _finish(plan, store, rt)
     return 0
+
+
+def _finish(plan: Plan, store: Store, rt: RuntimeConfig) -> None:
+    path = assemble(plan, store, rt)
+    missing = [u for u in units_of(plan) if not store.is_done(u)]
+    say = f"{path}" + (f" ({len(missing)} units not finished)" if missing else " (grid complete)")
+    print(f"results: {say}", flush=True)
 
 
 def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: str, args) -> int:
@@ -386,10 +397,69 @@ def _summary(rec: dict) -> str:
 
 def _stopped(ctx, detail: str | None) -> int:
     argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = os.environ.get("DIMINISH_RESUME_CMD") or f"python -m diminish.run {argv}"
     msg = detail or "stopped between stages"
     if ctx.acc.is_main_process:
-        print(f"\n{msg}.\nResume with the same command: python -m diminish.run {argv}", file=sys.stderr, flush=True)
+        print(f"\n{msg}.\nResume with the same command: {cmd}", file=sys.stderr, flush=True)
     return ctx.stop.exit_code
+
+
+def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store, rt: RuntimeConfig) -> int:
+    """``--jobs J``: J local worker processes, each ``--shard``, sharing the output folder."""
+    import signal
+
+    j = args.jobs
+    k, n = parse_shard(args.shard)
+    rest, skip = [], False
+    for a in argv:  # drop --jobs/--shard (and their values) from the children's arguments
+        if skip:
+            skip = False
+            continue
+        if a in ("--jobs", "--shard"):
+            skip = True
+            continue
+        if not a.startswith(("--jobs=", "--shard=")):
+            rest.append(a)
+    threads = max(1, (os.cpu_count() or 1) // j)
+    gpus = _cuda_count()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+           "DIMINISH_RESUME_CMD": "python -m diminish.run " + " ".join(shlex.quote(a) for a in argv)}
+    kids = []
+    for i in range(j):
+        e = dict(env)
+        if gpus >= j:
+            e["CUDA_VISIBLE_DEVICES"] = str(i)
+        cmd = [sys.executable, "-m", "diminish.run", *rest, "--no-progress", "--no-assemble",
+               "--shard", f"{k * j + i}/{n * j}"]
+        kids.append(subprocess.Popen(cmd, env=e))
+    print(f"{j} worker processes ({threads} CPU threads each{', one GPU each' if gpus >= j else ''}): "
+          f"pids {' '.join(str(p.pid) for p in kids)}", flush=True)
+
+    def forward(signum, frame):  # noqa: ARG001
+        for p in kids:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [p.wait() for p in kids]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    bad = [c for c in codes if c != 0]
+    if bad:
+        return max(bad) if all(c > 0 for c in bad) else 1
+    _finish(plan, store, rt)
+    return 0
+
+
+def _cuda_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 - no usable CUDA means no GPUs to hand out
+        return 0
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -472,6 +542,11 @@ def main(argv: list[str] | None = None) -> int:
         print("nothing to do: give --all (run the grid), --dry-run or --status; see --help", file=sys.stderr)
         return 2
     parse_shard(args.shard)
+    if args.jobs < 1:
+        print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    if args.jobs > 1:
+        return run_jobs(args, list(sys.argv[1:] if argv is None else argv), plan, store, rt)
     return run_all(args, cfg, plan, store, rt)
 
 
