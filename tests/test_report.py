@@ -200,3 +200,22 @@ def test_numbers_tex_is_sorted_and_stable(built):
     inp, _ = built
     a, b = numbers_tex(compute(inp)), numbers_tex(compute(inp))
     assert a == b and "\\newcommand{\\dmNSeeds}{3}" in a
+
+
+def test_claim_groups_and_firmness_words():
+    from diminish.report.numbers import _firmness, claim_groups, group_phrase
+
+    v = pd.DataFrame([
+        dict(claim_id="H1_F_P0_I0", claim="gain falls with F (P=0, I=False)", verdict="supported"),
+        dict(claim_id="H1_F_P45000_I0", claim="gain falls with F (P=45000, I=False)", verdict="inconclusive"),
+        dict(claim_id="PT_HELPS", claim="pre-training raises miou on average", verdict="not supported"),
+    ])
+    groups = claim_groups(v)
+    assert [g["key"] for g in groups] == ["H1_F", "PT_HELPS"]
+    assert groups[0]["claim"] == "gain falls with F" and groups[0]["per_condition"]
+    assert group_phrase(groups[0]) == "supported in 1, inconclusive in 1 of the 2 conditions"
+    assert groups[1]["claim"] == "pre-training raises mIoU on average" and not groups[1]["per_condition"]
+    # a pooled claim rated 'not supported' is significant the other way
+    assert _firmness("reversed", claimed_side=False) == "significantly on average"
+    assert _firmness("reversed", claimed_side=True) == "not significantly"
+    assert _firmness("every", claimed_side=True) == "significantly in each cell"

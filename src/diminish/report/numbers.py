@@ -93,7 +93,7 @@ def group_phrase(g: dict) -> str:
     parts = [(v, k) for v, k in g["counts"].items() if k]
     if len(parts) == 1:
         v, k = parts[0]
-        return f"{v} {count_phrase(k, n, 'conditions')}"
+        return f"{v} (in the only condition)" if n == 1 else f"{v} (in all {n} conditions)"
     return ", ".join(f"{v} in {k}" for v, k in parts) + f" of the {n} conditions"
 
 
@@ -231,7 +231,10 @@ def _pretrain_effect(n: Numbers, inp: Inputs) -> None:
     n.set("PretrainPositive", integer(pos))
     n.set("PretrainSignificant", integer(sig))
     label = METRIC_LABEL[inp.metric]
-    n.set("PretrainDirection", f"is higher with pre-training than without {count_phrase(pos, tot)}")
+    if tot and pos * 2 < tot:
+        n.set("PretrainDirection", f"is lower with pre-training than without {count_phrase(tot - pos, tot)}")
+    else:
+        n.set("PretrainDirection", f"is higher with pre-training than without {count_phrase(pos, tot)}")
     if tot and pos * 2 >= tot:
         n.set("PretrainVerb", f"raises {label} {count_phrase(pos, tot)}")
     else:
@@ -239,7 +242,7 @@ def _pretrain_effect(n: Numbers, inp: Inputs) -> None:
     n.set("PretrainSignificance", f"the difference is significant after Holm correction "
                                   f"{count_phrase(sig, tot)}")
     n.flags.update(pretrain_all_positive=tot > 0 and pos == tot, pretrain_none_positive=pos == 0,
-                   pretrain_cells=tot)
+                   pretrain_cells=tot, pretrain_majority_positive=tot > 0 and pos * 2 >= tot)
     pooled = _pooled_main(_rows(inp.analysis.pooled, metric=inp.metric), "pretrain")
     n.flags["has_pooled_pretrain"] = pooled is not None
     if pooled is not None:
@@ -352,6 +355,15 @@ def _fits(n: Numbers, inp: Inputs) -> None:
               else Tex("not identified"))
 
 
+def _firmness(strength: str, claimed_side: bool) -> str:
+    """'significantly in each cell' / 'significantly on average' / 'not significantly', for a sentence
+    whose direction is the claimed one (claimed_side) or the opposite one."""
+    if claimed_side:
+        return {"every": "significantly in each cell", "average": "significantly on average"}.get(
+            strength, "not significantly")
+    return "significantly on average" if strength == "reversed" else "not significantly"
+
+
 def _verdicts(n: Numbers, inp: Inputs) -> None:
     v = inp.analysis.verdicts
     counts = v["verdict"].astype(str).str.strip().value_counts()
@@ -364,17 +376,26 @@ def _verdicts(n: Numbers, inp: Inputs) -> None:
     ids = n.flags["verdicts"]
 
     def strength(every: str, average: str, fallback: bool) -> str:
-        """'every' (every-cell claim supported), 'average' (pooled claim supported), 'means' (only the
-        cell means point that way) or 'none'."""
+        """How firmly the analysis backs the claimed direction: 'every' (the every-cell claim is
+        supported), 'average' (the pooled claim is supported), 'reversed' (the pooled claim is not
+        supported: significant the other way), 'means' (only the cell means point that way), 'none'."""
         if ids.get(every) == "supported":
             return "every"
         if ids.get(average) == "supported":
             return "average"
+        if ids.get(average) == "not supported":
+            return "reversed"
         return "means" if fallback else "none"
 
-    n.flags["pretrain_strength"] = strength("PT_EVERY_CELL", "PT_HELPS", bool(n.flags.get("pretrain_all_positive")))
-    n.flags["intermediate_strength"] = strength("INT_EVERY_CELL", "INT_HURTS",
-                                                bool(n.flags.get("intermediate_mostly_negative")))
+    pt = strength("PT_EVERY_CELL", "PT_HELPS", bool(n.flags.get("pretrain_all_positive")))
+    it = strength("INT_EVERY_CELL", "INT_HURTS", bool(n.flags.get("intermediate_mostly_negative")))
+    n.flags["pretrain_strength"], n.flags["intermediate_strength"] = pt, it
+    # a parenthesis for the sentences that state the majority direction of the cell means
+    pt_up = bool(n.flags.get("pretrain_majority_positive"))
+    it_down = bool(n.flags.get("intermediate_mostly_negative"))
+    n.set("PretrainFirmness", _firmness(pt, pt_up))
+    n.set("IntermediateFirmness", _firmness(it, it_down))
+
     for g in claim_groups(v):
         if not g["per_condition"]:
             r = g["rows"][0]

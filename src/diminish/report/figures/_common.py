@@ -70,6 +70,7 @@ def log_finetune_axis(ax, finetune_sizes) -> None:
     ax.set_xticks(ticks)
     ax.set_xticklabels([finetune_label(t) for t in ticks])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlim(ticks[0] / 1.25, ticks[-1] * 1.25)
     ax.set_xlabel("fine-tuning images $F$ (log scale)")
 
 
