@@ -68,11 +68,11 @@ $(A)/report.json: $(RESULTS) $(PB)/results-path.txt $(ANALYSIS_SRC) | $(STAMP)
 $(ANALYSIS_OUT): $(A)/report.json ;
 
 # 2. numbers.tex: every number and direction word the prose cites
-$(PB)/numbers.tex: $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/numbers.py src/diminish/model.py
+$(PB)/numbers.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/numbers.py src/diminish/model.py
 	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out $@
 
 # 3. tables (one script writes them all)
-$(TABLES) &: $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(RP)/numbers.py $(RP)/render.py \
+$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(RP)/numbers.py $(RP)/render.py \
              $(RP)/templates/table.tex.j2
 	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out-dir $(PB)/tables
 
@@ -86,7 +86,7 @@ $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
 	$(PAPER_PY) -m diminish.report figure $* $(REPORT_ARGS) --out $@
 
 # 5. paper.tex from the jinja2 template
-$(PB)/paper.tex: $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(RP)/numbers.py \
+$(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(RP)/numbers.py \
                  $(RP)/templates/paper.tex.j2 $(PAPER_EXAMPLES)
 	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out $@
 
