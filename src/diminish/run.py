@@ -22,6 +22,7 @@ named), 128 + signal number after SIGINT/SIGTERM (progress saved; the message sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import os
 import shlex
@@ -199,6 +200,17 @@ def check_data(cfg, needed: set[str]) -> None:
         raise SystemExit("missing datasets (set the roots in the config's [data] table):\n" + "\n".join(problems))
 
 
+def check_writable(folder: Path) -> None:
+    """Fail before any work when the output folder cannot be created or written to."""
+    probe = folder / f".tmp-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink(missing_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"output folder is not writable ({e.strerror or e})", str(folder)) from None
+
+
 def check_sizes(ctx, plan: Plan, todo: list[Stage]) -> None:
     """Every requested subset fits its pool (the split functions name both numbers)."""
     from .data.splits import finetune_subset, pets_split, pretrain_subset
@@ -280,34 +292,39 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
     acc = None
     if todo:
         check_data(cfg, {NEEDS[u.kind] for u in todo})
+        check_writable(store.root)
         if rt.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         acc = make_accelerator(cfg, store, rt)
         stop = engine.StopRequest().install()
-        ctx = stages.Context(cfg, rt, store, acc, stop=stop, fault=engine.Fault.from_env(),
-                             claim_timeout=args.claim_timeout)
-        if cfg.trackers and acc.is_main_process and acc.log_with:
-            ctx.trackers = Trackers(acc)
-        for name in sorted({NEEDS[u.kind] for u in todo}):
-            ctx.cache(name)
-        check_sizes(ctx, plan, todo)
-        if acc.is_main_process:
-            store.root.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(store.root / "config.toml", cfg.source_text.encode())
-        code = schedule(ctx, plan, units, owners(units, n), f"{k}/{n}", args)
-        if ctx.trackers is not None:
-            ctx.trackers.close()
-        stop.restore()
+        try:
+            ctx = stages.Context(cfg, rt, store, acc, stop=stop, fault=engine.Fault.from_env(),
+                                 claim_timeout=args.claim_timeout)
+            if cfg.trackers and acc.is_main_process and acc.log_with:
+                ctx.trackers = Trackers(acc)
+            for name in sorted({NEEDS[u.kind] for u in todo}):
+                ctx.cache(name)
+            check_sizes(ctx, plan, todo)
+            if acc.is_main_process:
+                with root_lock(store):
+                    atomic_write_bytes(store.root / "config.toml", cfg.source_text.encode())
+            code = schedule(ctx, plan, units, owners(units, n), f"{k}/{n}", args)
+            if ctx.trackers is not None:
+                ctx.trackers.close()
+        finally:
+            stop.restore()
         if code:
             return code
     if (acc is None or acc.is_main_process) and not args.no_assemble:
-        _finish(plan, store, rt)
+        _finish(plan, store, rt, args.claim_timeout)
     return 0
 
 
-def _finish(plan: Plan, store: Store, rt: RuntimeConfig) -> None:
-    path = assemble(plan, store, rt)
+def _finish(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float = 1800.0) -> None:
+    with root_lock(store):
+        tidy(plan, store, rt, claim_timeout)
+        path = assemble(plan, store, rt)
     missing = [u for u in units_of(plan) if not store.is_done(u)]
     say = f"{path}" + (f" ({len(missing)} units not finished)" if missing else " (grid complete)")
     print(f"results: {say}", flush=True)
@@ -449,7 +466,7 @@ def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store
     bad = [c for c in codes if c != 0]
     if bad:
         return max(bad) if all(c > 0 for c in bad) else 1
-    _finish(plan, store, rt)
+    _finish(plan, store, rt, args.claim_timeout)
     return 0
 
 
@@ -463,6 +480,40 @@ def _cuda_count() -> int:
 
 
 # -- results ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def root_lock(store: Store):
+    """An exclusive lock held by every writer of files directly in the experiment folder
+    (config.toml, results.nc, examples.npz), so that while it is held any temporary file there is
+    a killed process's leftover."""
+    import fcntl
+
+    store.root.mkdir(parents=True, exist_ok=True)
+    with open(store.root / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def tidy(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float) -> None:
+    """Remove what killed processes left behind (call holding :func:`root_lock`): temporary files
+    in the experiment folder, claims on finished units whose owner is gone, and the weights of
+    evaluated cells that a kill kept from being deleted (without --save-models)."""
+    for tmp in store.root.glob(".tmp-*"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            tmp.unlink()
+    for unit in units_of(plan):
+        if store.is_done(unit) and store.claim_state(unit, claim_timeout) == "stale":
+            with contextlib.suppress(FileNotFoundError):
+                store.claim_path(unit).unlink()
+    if not rt.save_models:
+        for unit in plan.stages("evaluate"):
+            if store.is_done(unit):
+                with contextlib.suppress(FileNotFoundError):
+                    (store.dir(unit.upstream) / "model.pt").unlink()
+
+
 def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
     """results.nc (and examples.npz) from every finished record; NaN where a cell is not done."""
     import shutil
@@ -550,5 +601,22 @@ def main(argv: list[str] | None = None) -> int:
     return run_all(args, cfg, plan, store, rt)
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command line: :func:`main`, with errors a user can fix (bad or missing data, a full or
+    unwritable disk, a non-finite loss) reported as one message naming the file or stage and the
+    problem, exit status 1, instead of a traceback. The failed stage is recorded (``--status``);
+    rerunning the same command after fixing the cause resumes from its last checkpoint."""
+    from .data.readers import DataError
+    from .engine import NonFiniteLossError
+
+    try:
+        return main(argv)
+    except (DataError, NonFiniteLossError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("nothing finished is lost; fix the cause and rerun the same command to resume "
+              "(--status lists failed stages)", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

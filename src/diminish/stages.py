@@ -158,6 +158,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # a failed write (disk full, file too large) names no file: name it
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
