@@ -78,6 +78,9 @@ def write_results(ds: xr.Dataset, path: str | Path) -> Path:
     try:
         out.to_netcdf(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # netCDF reports a full disk as "HDF error": name the file
+        raise OSError(f"{path}: could not write the results file ({type(e).__name__}: {e}); "
+                      "is the disk full or the folder read-only?") from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -199,3 +202,45 @@ def example_results(seed: int = 0, seeds: Iterable[int] = (0, 1, 2), noise: floa
     ds["pretrain_loss"][:] = np.where(ds.pretrain.values[:, None] > 0, 0.5, np.nan) + 0 * ds.seed.values
     ds["intermediate_accuracy"][:] = 70.0 + rng.normal(0, 1, size=(4, len(ds.seed)))
     return ds
+
+
+# -- command line -----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """``python -m diminish.results merge A.nc B.nc ... --out C.nc [--allow-mixed]``.
+
+    Combines results files (e.g. from shards run on different machines into different folders).
+    Files from different configurations are refused, naming each file and its ``config_hash``,
+    unless ``--allow-mixed``; the merged file's ``merged_from`` attribute lists the hashes.
+    """
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m diminish.results",
+                                description="Merge results.nc files of one configuration.")
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("merge", help="combine results files over the union of their cells (earlier files win)")
+    m.add_argument("files", nargs="+", type=Path, help="results.nc files")
+    m.add_argument("--out", required=True, type=Path, help="the merged file")
+    m.add_argument("--allow-mixed", action="store_true",
+                   help="merge files from different configurations anyway (recorded in merged_from)")
+    args = p.parse_args(argv)
+    try:
+        sets = [read_results(f) for f in args.files]
+        hashes = [str(d.attrs.get("config_hash", "unknown")) for d in sets]
+        if len(set(hashes)) > 1 and not args.allow_mixed:
+            which = "; ".join(f"{f} (config {d.attrs.get('config_name', '?')!r}, config_hash {h})"
+                              for f, d, h in zip(args.files, sets, hashes))
+            raise ValueError(f"results from different configurations: {which}; refusing to merge them "
+                             "(--allow-mixed to force)")
+        merged = merge_results(sets, allow_mixed=args.allow_mixed)
+        write_results(merged, args.out)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    filled = int(merged["miou"].notnull().sum())
+    print(f"merged {len(sets)} files -> {args.out} ({filled} of {merged['miou'].size} cell-seeds filled)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
