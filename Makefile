@@ -31,7 +31,7 @@ lint: $(STAMP)  ## ruff
 
 demo: $(STAMP)  ## synthetic data -> grid -> results.nc -> analysis -> paper PDF
 	$(PY) -m diminish.data synth --out data/synth
-	$(PY) -m diminish.run --config experiments/demo.toml --all
+	$(PY) -m diminish.run --config experiments/demo.toml --all --jobs 2
 	$(MAKE) paper RESULTS=$(DEMO_RESULTS)
 
 bench: $(STAMP)  ## throughput benchmark on this device

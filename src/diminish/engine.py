@@ -174,7 +174,9 @@ def train_one_epoch(
 
     ``loss_sum``/``count`` carry the totals of an epoch resumed mid-way. Every ``sync_every`` steps
     (and at the end) the losses are checked for finiteness, ``on_sync(step, last_loss, images_per_s)``
-    is called and, with several processes, the stop flag is agreed on collectively.
+    is called and the stop flag is checked. With several processes both decisions are collective,
+    so all processes stop at the same step (a NaN is detected after that step's update; the
+    caller never saves the model then).
     """
     model.train()
     world = accelerator.num_processes
@@ -186,15 +188,17 @@ def train_one_epoch(
 
     def sync() -> None:
         nonlocal loss_sum, count, seen_since
-        last = math.nan
+        last, bad = math.nan, None
         for s, loss, n in window:
             value = float(loss)
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"non-finite loss ({value}) in {where}: epoch {epoch}, step {s}")
+            if not math.isfinite(value) and bad is None:
+                bad = f"non-finite loss ({value}) in {where}: epoch {epoch}, step {s}"
             loss_sum += value * n
             count += n
             last = value
         window.clear()
+        if agree(bad is not None, accelerator):  # every process stops together
+            raise NonFiniteLossError(bad or f"non-finite loss on another process in {where}: epoch {epoch}")
         if on_sync is not None:
             dt = time.perf_counter() - t0
             on_sync(step, last, seen_since * world / dt if dt > 0 else math.nan)
@@ -204,8 +208,6 @@ def train_one_epoch(
         loss, n = loss_fn(model, batch)
         if fault is not None:
             loss = fault.apply(kind, epoch, step, loss)
-        if sync_every <= 1 and not bool(torch.isfinite(loss.detach())):
-            raise NonFiniteLossError(f"non-finite loss ({float(loss.detach())}) in {where}: epoch {epoch}, step {step}")
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         if grad_clip > 0:
@@ -216,7 +218,7 @@ def train_one_epoch(
         last_step = step == len(batches) - 1
         if last_step or (step + 1 - start_step) % max(sync_every, 1) == 0:
             sync()
-            if stop is not None and not last_step and _agree(stop.requested, accelerator):
+            if stop is not None and not last_step and agree(stop.requested, accelerator):
                 interrupted = True
                 break
     if window:
@@ -225,7 +227,7 @@ def train_one_epoch(
     return EpochResult(loss_sum, count, next_step, interrupted, time.perf_counter() - t0)
 
 
-def _agree(flag: bool, accelerator) -> bool:
+def agree(flag: bool, accelerator) -> bool:
     """True when any process raised ``flag`` (a collective with several processes)."""
     if accelerator.num_processes == 1:
         return flag

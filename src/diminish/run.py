@@ -316,7 +316,8 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
             stop.restore()
         if code:
             return code
-    if (acc is None or acc.is_main_process) and not args.no_assemble:
+    main = acc.is_main_process if acc is not None else int(os.environ.get("RANK", "0")) == 0
+    if main and not args.no_assemble:
         _finish(plan, store, rt, args.claim_timeout)
     return 0
 
@@ -334,6 +335,7 @@ def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: 
     """Claim and run units until none is left; returns the exit status."""
     from accelerate.utils import broadcast_object_list
 
+    from .engine import agree
     from .stages import execute
 
     store, acc, me = ctx.store, ctx.acc, int(shard.split("/")[0])
@@ -348,7 +350,7 @@ def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: 
         if acc.num_processes > 1:
             broadcast_object_list(choice)
         c = choice[0]
-        if ctx.stop.requested:
+        if agree(ctx.stop.requested, acc):  # collective: every process stops together
             if acc.is_main_process and isinstance(c, int):
                 store.release(units[c])
             return _stopped(ctx, None)

@@ -600,7 +600,7 @@ def _train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_bat
                           images_per_s=res.count * acc.num_processes / res.seconds if res.seconds else None)
                 if ctx.trackers is not None:
                     ctx.trackers.log(stage, {"loss": loss, "lr": lr}, epoch)
-            if ctx.stop is not None and ctx.stop.requested and epoch + 1 < sc.epochs:
+            if ctx.stop is not None and epoch + 1 < sc.epochs and engine.agree(ctx.stop.requested, acc):
                 if ctx.is_main:
                     store.log(stage, "interrupted", epoch=epoch + 1, step=0)
                 raise StageInterrupted(stage, epoch + 1, 0, d)
