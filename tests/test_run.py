@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -75,6 +76,8 @@ def test_non_finite_loss_names_stage_epoch_and_step(tiny, monkeypatch, capsys):
     monkeypatch.setenv("DIMINISH_FAULT", "nan@finetune:1:0")
     with pytest.raises(NonFiniteLossError, match=r"finetune P=\d+ I=\d F=\d+ seed=0: epoch 1, step 0"):
         run.main(["--all", *args, "--config", str(cfg3)])
+    assert run.cli(["--all", *args, "--config", str(cfg3)]) == 1  # the command line: a message, status 1
+    assert re.search(r"error: non-finite loss \(nan\) in finetune .*: epoch 1, step 0", capsys.readouterr().err)
     monkeypatch.delenv("DIMINISH_FAULT")
     assert run.main(["--status", *args, "--config", str(cfg3)]) == 0
     out = capsys.readouterr().out
@@ -129,3 +132,8 @@ def test_saved_model_scores_the_same_on_a_folder_of_the_test_images(tiny, tmp_pa
     assert r["miou"] == pytest.approx(float(cell.miou), abs=1e-9)
     assert evaluate.main([str(model), "--pets-root", str(folder), "--cache-dir", str(tmp_path / "cache"),
                           "--no-progress"]) == 0
+
+
+def test_a_tracker_that_is_not_installed_is_skipped_with_a_note(capsys):
+    assert run._tracker_available("no_such_tracker_pkg") is False
+    assert "not installed; skipping it" in capsys.readouterr().err

@@ -458,6 +458,7 @@ class Context:
         self._caches: dict = {}
         self._data: dict = {}
         self.trackers = None
+        self.unit: Stage | None = None  # the unit whose claim this process holds (kept fresh while training)
 
     def root_of(self, dataset: str) -> str:
         return getattr(self.cfg.data, f"{dataset}_root")
@@ -554,7 +555,7 @@ def _train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_bat
             "scheduler": sched.state_dict(), "scaler": acc.scaler.state_dict() if acc.scaler else None,
             "state": state, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                                     "python": random.getstate()}})
-        store.heartbeat(stage)
+        store.heartbeat(ctx.unit or stage)
 
     pmodel, popt = acc.prepare(model, opt)
     steps = math.ceil(n_images / sc.batch_size) if n_images else 0
@@ -568,7 +569,7 @@ def _train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_bat
         done_steps[0] = step + 1
         bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", img_s=f"{ips:.0f}", refresh=False)
         if ctx.is_main and time.time() - beat[0] > 30:
-            store.heartbeat(stage)
+            store.heartbeat(ctx.unit or stage)
             beat[0] = time.time()
 
     try:
@@ -856,6 +857,7 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
     stage, or a grid cell (an ``evaluate`` stage, running its fine-tuning first when needed).
     Writes the stage folders (main process only); returns the unit's record."""
     store, current = ctx.store, unit
+    ctx.unit = unit
     try:
         if unit.kind in ("pretrain", "intermediate"):
             if ctx.is_main:
@@ -900,7 +902,8 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
         raise
     except BaseException as e:
         if ctx.is_main and not isinstance(e, KeyboardInterrupt):
-            store.fail(current, e)
+            with contextlib.suppress(OSError):  # e.g. a full disk must not hide the original error
+                store.fail(current, e)
         raise
     finally:
         ctx.acc.free_memory()
