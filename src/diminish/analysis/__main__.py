@@ -61,7 +61,22 @@ def _load(args):
     kind = ("the paper's published tables (summary statistics: means, SDs, n = 3)" if args.reference
             else f"{args.results}")
     print(f"source: {kind}; metric: {args.metric}")
+    if not args.reference:
+        _warn_missing(ds)
     return ds
+
+
+def _warn_missing(ds, show: int = 10) -> None:
+    """Name the (cell, seed) entries that are NaN: they are left out of every statistic, never silently."""
+    from .common import missing
+
+    miss = missing(ds)
+    if len(miss):
+        cells = "; ".join(f"P={r.pretrain} I={r.intermediate} F={r.finetune} seed={r.seed} ({r.variables})"
+                          for r in miss.head(show).itertuples())
+        more = f"; and {len(miss) - show} more" if len(miss) > show else ""
+        print(f"warning: {len(miss)} missing (NaN) entries, left out of every statistic: {cells}{more}",
+              file=sys.stderr)
 
 
 def cmd_fit_curves(args) -> int:
