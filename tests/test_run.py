@@ -137,3 +137,24 @@ def test_saved_model_scores_the_same_on_a_folder_of_the_test_images(tiny, tmp_pa
 def test_a_tracker_that_is_not_installed_is_skipped_with_a_note(capsys):
     assert run._tracker_available("no_such_tracker_pkg") is False
     assert "not installed; skipping it" in capsys.readouterr().err
+
+
+def test_intel_without_a_test_folder_reports_training_accuracy(tiny, tmp_path):
+    from accelerate import Accelerator
+
+    from diminish import config, stages
+    from diminish.config import RuntimeConfig
+
+    base, data, _ = tiny
+    intel = tmp_path / "intel"
+    intel.mkdir()
+    (intel / "seg_train").symlink_to(data / "intel-image-classification" / "seg_train")
+    cfg = config.loads(write_config(tmp_path / "c.toml", data).read_text().replace(
+        str(data / "intel-image-classification"), str(intel)))
+    ctx = stages.Context(cfg, RuntimeConfig(cache_dir=base / "cache", progress=False),
+                         stages.Store(tmp_path / "o"), Accelerator(cpu=True))
+    assert ctx.intel_test() is None
+    stage = stages.build_plan(cfg).intermediate[0, 0]
+    ctx.store.begin(stage)
+    record = stages.run_intermediate(ctx, stage)
+    assert record["accuracy_split"] == "train" and sum(map(sum, record["confusion"])) == 24

@@ -477,11 +477,15 @@ class Context:
 
     def intel_test(self):
         """The Intel test cache, or None when the dataset has no seg_test folder."""
+        from .data.readers import DataMissingError, intel_split_dir
+
         if ("intel", "test") not in self._caches:
-            try:
-                self.cache("intel", "test")
-            except FileNotFoundError:
+            try:  # decided before prepare(), so that every process takes the same path
+                intel_split_dir(self.root_of("intel"), "test")
+            except DataMissingError:
                 self._caches["intel", "test"] = None
+            else:
+                self.cache("intel", "test")
         return self._caches["intel", "test"]
 
     def data(self, dataset: str, split: str = "train") -> DeviceData:
