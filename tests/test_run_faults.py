@@ -18,7 +18,7 @@ def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
     data = make_data(base)
     cfg = write_config(base / "tiny.toml", data)
-    common = ["--config", str(cfg), "--cache-dir", str(base / "cache")]
+    common = ["--config", str(cfg), "--cache-dir", str(base / "cache"), "--checkpoint-every", "0"]
     code, out, err = run_cli("--all", "--out", str(base / "clean"), *common)
     assert code == 0, err
     return base, common, read_results(base / "clean" / "tiny" / "results.nc")

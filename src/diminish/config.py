@@ -144,6 +144,7 @@ class RuntimeConfig:
     deterministic: bool = False
     compile: bool = False
     num_workers: int = 0
+    checkpoint_every: float | None = None  # min seconds between epoch-end checkpoints; None: 0 on CPU, 30 else
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

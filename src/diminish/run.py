@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-models", action="store_true", help="keep the fine-tuned weights (OUT/<name>/models/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per finished stage)")
     p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms (slower on GPU)")
+    p.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
+                   help="write an epoch-end checkpoint only when S seconds have passed since the last one; "
+                        "0: after every epoch (default: 0 on CPUs, 30 on GPUs)")
     p.add_argument("--claim-timeout", type=float, default=1800.0, metavar="S",
                    help="a claim untouched for S seconds counts as abandoned (default: %(default)s)")
     p.add_argument("--poll", type=float, default=5.0, metavar="S", help="seconds between checks while waiting on another job")
@@ -582,7 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rt = RuntimeConfig(out_dir=Path(args.out), cache_dir=Path(args.cache_dir), progress=not args.no_progress,
-                       save_models=args.save_models, deterministic=args.deterministic)
+                       save_models=args.save_models, deterministic=args.deterministic,
+                       checkpoint_every=args.checkpoint_every)
     plan = build_plan(cfg)
     store = Store(rt.out_dir / cfg.name)
     if args.dry_run:

@@ -551,7 +551,13 @@ def _train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_bat
     elif ctx.is_main:
         store.log(stage, "start")
 
+    last_save = [time.time()]
+    every = ctx.rt.checkpoint_every
+    if every is None:  # CPU epochs are long next to a write; GPU epochs of small stages are not
+        every = 0.0 if ctx.device.type == "cpu" else 30.0
+
     def save() -> None:
+        last_save[0] = time.time()
         if not ctx.is_main:
             return
         atomic_torch_save(ck, {
@@ -598,14 +604,16 @@ def _train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_bat
             loss = float(totals[0] / totals[1]) if totals[1] > 0 else math.nan
             state.update(epoch=epoch + 1, step=0, loss_sum=0.0, count=0)
             state["history"].append(loss)
-            save()
+            stopping = ctx.stop is not None and epoch + 1 < sc.epochs and engine.agree(ctx.stop.requested, acc)
+            if stopping or time.time() - last_save[0] >= every:
+                save()
             if ctx.is_main:
                 lr = opt.param_groups[0]["lr"]
                 store.log(stage, "epoch", epoch=epoch, loss=loss, lr=lr, seconds=res.seconds,
                           images_per_s=res.count * acc.num_processes / res.seconds if res.seconds else None)
                 if ctx.trackers is not None:
                     ctx.trackers.log(stage, {"loss": loss, "lr": lr}, epoch)
-            if ctx.stop is not None and epoch + 1 < sc.epochs and engine.agree(ctx.stop.requested, acc):
+            if stopping:
                 if ctx.is_main:
                     store.log(stage, "interrupted", epoch=epoch + 1, step=0)
                 raise StageInterrupted(stage, epoch + 1, 0, d)
