@@ -651,6 +651,19 @@ def _with_upstream(ctx: Context, stage: Stage, wrapper) -> None:
     load_backbone(wrapper, blob["state_dict"])
 
 
+def cross_entropy(logits, target):
+    """Mean cross-entropy of (B, C) or (B, C, H, W) logits. Under ``--deterministic`` on a GPU it
+    is taken as per-element losses and a plain mean: the fused mean of the per-pixel loss
+    (``nll_loss2d``) accumulates with atomics on CUDA and PyTorch refuses it in deterministic mode.
+    Same value up to the order of summation; the default path is unchanged."""
+    import torch
+    import torch.nn.functional as F
+
+    if logits.is_cuda and torch.are_deterministic_algorithms_enabled():
+        return F.cross_entropy(logits, target, reduction="none").mean()
+    return F.cross_entropy(logits, target)
+
+
 def _order(idx, seed_parts: tuple, epoch: int):
     from .engine import derive_seed, epoch_order
 
@@ -693,7 +706,6 @@ def run_pretrain(ctx: Context, stage: Stage) -> dict:
 
 def run_intermediate(ctx: Context, stage: Stage) -> dict:
     import torch
-    import torch.nn.functional as F
 
     from .data.transforms import cls_augment, normalize
     from .engine import derive_seed, evaluate
@@ -714,7 +726,7 @@ def run_intermediate(ctx: Context, stage: Stage) -> dict:
         return {"x": cls_augment(raw["images"], gen), "y": raw["labels"], "n": raw["n"]}
 
     def loss_fn(m, b):
-        return F.cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
+        return cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
 
     def batches(epoch):
         order = _order(idx, parts, epoch)
@@ -754,7 +766,6 @@ def _pets(ctx: Context):
 def run_finetune(ctx: Context, stage: Stage):
     """Returns (record, trained Segmenter)."""
     import torch
-    import torch.nn.functional as F
 
     from .data.splits import finetune_subset
     from .data.transforms import seg_augment
@@ -775,7 +786,7 @@ def run_finetune(ctx: Context, stage: Stage):
         return {"x": x, "y": y, "n": raw["n"]}
 
     def loss_fn(m, b):
-        return F.cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
+        return cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
 
     def batches(epoch):
         order = _order(idx, parts, epoch)
