@@ -575,9 +575,9 @@ def _train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_bat
     done_steps = [state["step"]]
 
     def on_sync(step: int, loss: float, ips: float) -> None:
+        bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", img_s=f"{ips:.0f}", refresh=False)
         bar.update(step + 1 - done_steps[0])
         done_steps[0] = step + 1
-        bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", img_s=f"{ips:.0f}", refresh=False)
         if ctx.is_main and time.time() - beat[0] > 30:
             store.heartbeat(ctx.unit or stage)
             beat[0] = time.time()
