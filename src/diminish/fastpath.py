@@ -1,0 +1,211 @@
+"""Small, reusable pieces of the fast path; each is measured by ``python -m diminish.bench``.
+
+What each helper does and when it pays (numbers in ``benchmarks/README.md``):
+
+* :func:`setup_device` - per-process switches: TF32 matmuls on CUDA, the thread count, and
+  optionally :func:`tune_cpu_allocator` (measured: no gain for ViNy, so off by default).
+* :func:`resolve_dtype` / :func:`autocast` - bf16 autocast on GPUs that support it (the default
+  there), fp32 elsewhere unless asked. Master weights, optimiser state and losses stay fp32.
+* :func:`make_optimizer` - AdamW with the fused kernel on CUDA (one kernel for all parameters),
+  the ``foreach`` kernels elsewhere.
+* :func:`maybe_compile` - ``torch.compile`` behind a switch (``RuntimeConfig.compile``): it
+  pays for long runs on a GPU, costs a compile per model shape, and is off by default.
+* :func:`eval_context` - ``torch.inference_mode`` plus the same autocast as training.
+* :func:`batch_indices` / :func:`to_device_uint8` - device-resident uint8 datasets: the whole
+  cache lives on the GPU (pets 7k images = 0.35 GB, Intel 14k = 0.7 GB, 200k ImageNet = 9.8 GB)
+  and each step gathers its batch with one index tensor, then augments it on the device
+  (``diminish.data.transforms`` work on any device), so no host work scales with the batch.
+* :class:`StackedModels` - K independent copies of one architecture trained in one step through
+  ``torch.func.stack_module_state`` + ``vmap`` (many small fine-tuning runs on one device).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+# vmap over SDPA on the CPU falls back to a loop over the stacked models; correct, just not fused
+warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> cuda if available, else cpu; anything else is passed to ``torch.device``."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return dev
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``"auto"`` -> bf16 on a CUDA device that supports it, else fp32; ``"fp32"``/``"bf16"`` as named."""
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {name!r}")
+    return DTYPES[name]
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    """The mixed-precision context for a forward pass: bf16 autocast, or nothing for fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def eval_context(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """Evaluation: ``inference_mode`` (no autograd bookkeeping at all) with the training autocast."""
+    with torch.inference_mode(), autocast(device, dtype):
+        yield
+
+
+def make_optimizer(params, lr: float, weight_decay: float, device: torch.device | str) -> torch.optim.AdamW:
+    """AdamW; the fused single-kernel implementation on CUDA, ``foreach`` elsewhere.
+
+    The update is the same algorithm either way (differences are float rounding only).
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
+def maybe_compile(model: nn.Module, enabled: bool, mode: str | None = None) -> nn.Module:
+    """``torch.compile(model)`` when ``enabled``; the module itself otherwise.
+
+    The compiled wrapper shares parameters and state-dict keys with ``model`` (keys get no
+    ``_orig_mod.`` prefix as long as callers save ``model``, not the wrapper).
+    """
+    if not enabled:
+        return model
+    return torch.compile(model, mode=mode)
+
+
+def _libc():
+    """The C library already loaded into this process (glibc on Linux), or None."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt  # noqa: B018 - probe: glibc has it, musl/macOS do not
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory inside the process (glibc ``mallopt``), so that the large activation
+    buffers of every step are not handed back to the kernel and faulted in again (zeroed page by
+    page) on the next step. Returns True when applied; a no-op without glibc."""
+    libc = _libc()
+    if libc is None:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return libc.mallopt(m_trim_threshold, 1 << 30) == 1 and libc.mallopt(m_mmap_max, 0) == 1
+
+
+def release_cpu_memory() -> None:
+    """Give freed heap memory back to the kernel now (``malloc_trim``); for memory measurements."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def setup_device(device: torch.device, threads: int | None = None, tune_allocator: bool = False) -> None:
+    """Per-process speed switches; call once before building models."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+    else:
+        if threads:
+            torch.set_num_threads(threads)
+        if tune_allocator:
+            tune_cpu_allocator()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def to_device_uint8(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A cache array (uint8 memmap) as one tensor on ``device`` (pinned and copied once)."""
+    if array.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 array, got {array.dtype}")
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t
+
+
+def batch_indices(order: Sequence[int] | np.ndarray, batch_size: int, device: torch.device) -> list[torch.Tensor]:
+    """An epoch's order cut into index tensors on ``device`` (one transfer for the whole epoch)."""
+    idx = torch.as_tensor(np.asarray(order), dtype=torch.long).to(device)
+    return list(idx.split(batch_size))
+
+
+class StackedModels(nn.Module):
+    """K independent models of one architecture evaluated as one batched model.
+
+    ``forward(x)`` takes ``(K, B, ...)`` and returns ``(K, B, ...)``; model k sees only ``x[k]``.
+    The stacked parameters are ordinary leaves of shape ``(K, ...)``, so one AdamW over them is
+    exactly K independent AdamW runs (the update is element-wise; only the losses must be summed,
+    not averaged, over k so that each model gets its own unscaled gradient). ``unstack(k)`` returns
+    model k's state dict with the original keys.
+    """
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("StackedModels needs at least one model")
+        params, buffers = torch.func.stack_module_state(list(models))
+        self.k = len(models)
+        self._names = list(params)
+        self._buffer_names = list(buffers)
+        self.params = nn.ParameterList(nn.Parameter(params[n]) for n in self._names)
+        for i, name in enumerate(self._buffer_names):
+            self.register_buffer(f"_b{i}", buffers[name])
+        base = copy.deepcopy(models[0]).to("meta")
+        object.__setattr__(self, "_base", base)  # not a submodule: no parameters of its own
+
+    def _dicts(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        p = dict(zip(self._names, self.params))
+        b = {n: getattr(self, f"_b{i}") for i, n in enumerate(self._buffer_names)}
+        return p, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.k:
+            raise ValueError(f"expected {self.k} stacked batches in dim 0, got {x.shape[0]}")
+        p, b = self._dicts()
+
+        def one(pk, bk, xk):
+            return torch.func.functional_call(self._base, (pk, bk), (xk,))
+
+        return torch.vmap(one)(p, b, x)
+
+    def unstack(self, k: int) -> dict[str, torch.Tensor]:
+        p, b = self._dicts()
+        return {n: t[k].detach().clone() for n, t in {**p, **b}.items()}
+
+
+def cpu_threads() -> int:
+    """The CPU threads torch may use (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
