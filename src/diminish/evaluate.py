@@ -1,6 +1,6 @@
 """Score a saved segmentation model on any folder in the Oxford-IIIT Pet layout.
 
-    python -m diminish.evaluate results/demo/models/P=800_I=0_F=400_seed=0.pt --pets-root data/synth/oxford-iiit-pet
+    python -m diminish.evaluate results/demo/models/P=800_I=0_F=320_seed=0.pt --pets-root data/synth/oxford-iiit-pet
 
 Every image of the folder that has a trimap is scored (no split is applied), with the same
 definitions as the study: one dataset-level confusion matrix, pixel accuracy, per-class IoU and
