@@ -134,7 +134,7 @@ def test_gradient_clipping_bounds_every_update_and_is_a_config_key():
     assert max(clipped) <= 0.5 + 1e-5  # ... the clipped one never applies more than grad_clip
     assert not torch.equal(w_free, w_clipped)
     from diminish import config
-    from diminish.stages import build_plan
+    from diminish.plan import build_plan
 
     base = 'name = "x"\nseeds = [0]\n'
     a = build_plan(config.loads(base))

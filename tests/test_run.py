@@ -144,6 +144,9 @@ def test_intel_without_a_test_folder_reports_training_accuracy(tiny, tmp_path):
 
     from diminish import config, stages
     from diminish.config import RuntimeConfig
+    from diminish.context import Context
+    from diminish.plan import build_plan
+    from diminish.store import Store
 
     base, data, _ = tiny
     intel = tmp_path / "intel"
@@ -151,10 +154,10 @@ def test_intel_without_a_test_folder_reports_training_accuracy(tiny, tmp_path):
     (intel / "seg_train").symlink_to(data / "intel-image-classification" / "seg_train")
     cfg = config.loads(write_config(tmp_path / "c.toml", data).read_text().replace(
         str(data / "intel-image-classification"), str(intel)))
-    ctx = stages.Context(cfg, RuntimeConfig(cache_dir=base / "cache", progress=False),
-                         stages.Store(tmp_path / "o"), Accelerator(cpu=True))
+    ctx = Context(cfg, RuntimeConfig(cache_dir=base / "cache", progress=False),
+                  Store(tmp_path / "o"), Accelerator(cpu=True))
     assert ctx.intel_test() is None
-    stage = stages.build_plan(cfg).intermediate[0, 0]
+    stage = build_plan(cfg).intermediate[0, 0]
     ctx.store.begin(stage)
     record = stages.run_intermediate(ctx, stage)
     assert record["accuracy_split"] == "train" and sum(map(sum, record["confusion"])) == 24

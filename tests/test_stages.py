@@ -11,7 +11,8 @@ import time
 import pytest
 
 from diminish import config
-from diminish.stages import Store, atomic_write_json, build_plan
+from diminish.plan import build_plan
+from diminish.store import Store, atomic_write_json
 
 BASE = 'name = "x"\nseeds = [0, 1]\n'
 

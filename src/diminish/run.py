@@ -4,12 +4,14 @@ Also under Accelerate (one GPU, several GPUs, several nodes)::
 
     accelerate launch -m diminish.run --config experiments/paper.toml --all
 
-What it does, in order: build the plan (every stage and its key, :mod:`diminish.stages`); skip
+What it does, in order: build the plan (every stage and its key, :mod:`diminish.plan`); skip
 what is finished; check that the datasets the remaining stages need exist (naming any missing
 folder and the expected layout) and prepare their caches; then repeatedly claim a unit of work
 whose upstream is finished (a pre-training, an intermediate stage, or a cell: fine-tune +
-evaluate), run it and release it, until the grid is done; finally assemble
-``<out>/<name>/results.nc`` and ``examples.npz``.
+evaluate), run it (:mod:`diminish.stages`) and release it, until the grid is done
+(:mod:`diminish.schedule`); finally assemble ``<out>/<name>/results.nc`` and ``examples.npz``
+(:mod:`diminish.assemble`). This module owns the command line: its options, the checks made
+before any work, the accelerator and trackers, and the ``--dry-run`` and ``--status`` printouts.
 
 ``--shard k/N`` (k = 0 .. N-1) lets N jobs share one output folder: each job first takes the
 units dealt to it (round-robin in plan order), then helps with any unclaimed unit; claims make
@@ -22,32 +24,18 @@ named), 128 + signal number after SIGINT/SIGTERM (progress saved; the message sa
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as _dt
 import os
-import shlex
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-from . import __version__
+from .assemble import finish
 from .config import ConfigError, RuntimeConfig, load
-from .stages import (
-    INTEL_TRAIN_IMAGES,
-    KINDS,
-    Plan,
-    Stage,
-    StageInterrupted,
-    Store,
-    atomic_write_bytes,
-    build_plan,
-    image_steps,
-)
+from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
+from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
+from .store import Store, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
-WAIT, DONE = "wait", "done"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,46 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a claim untouched for S seconds counts as abandoned (default: %(default)s)")
     p.add_argument("--poll", type=float, default=5.0, metavar="S", help="seconds between checks while waiting on another job")
     return p.parse_args(argv)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise SystemExit(f"--shard {text!r}: expected K/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= k < n:
-        raise SystemExit(f"--shard {text!r}: need N >= 1 and 0 <= K < N")
-    return k, n
-
-
-# -- units of work ----------------------------------------------------------------------------
-def units_of(plan: Plan) -> list[Stage]:
-    """Pre-training (largest first), intermediate, then the cells (their evaluate stages)."""
-    pre = sorted(plan.stages("pretrain"), key=lambda s: (-s.pretrain, s.seed))
-    return pre + plan.stages("intermediate") + plan.stages("evaluate")
-
-
-def deps(unit: Stage) -> list[Stage]:
-    up = unit.upstream.upstream if unit.kind == "evaluate" else unit.upstream
-    return [up] if up is not None else []
-
-
-def owners(units: list[Stage], n: int) -> dict[str, int]:
-    count: Counter = Counter()
-    out = {}
-    for u in units:
-        out[u.key] = count[u.kind] % n
-        count[u.kind] += 1
-    return out
-
-
-def unit_state(store: Store, unit: Stage, timeout: float) -> str:
-    if store.is_done(unit):
-        return "done"
-    claim = store.claim_state(unit, timeout)
-    if claim == "live":
-        return "running"
-    return "failed" if store.failure(unit) else "pending"
 
 
 # -- dry run and status -----------------------------------------------------------------------
@@ -287,7 +235,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: RuntimeConfig) -> int:
     import torch
 
-    from . import engine, stages
+    from . import engine
+    from .context import Context
 
     k, n = parse_shard(args.shard)
     units = units_of(plan)
@@ -302,8 +251,8 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
         acc = make_accelerator(cfg, store, rt)
         stop = engine.StopRequest().install()
         try:
-            ctx = stages.Context(cfg, rt, store, acc, stop=stop, fault=engine.Fault.from_env(),
-                                 claim_timeout=args.claim_timeout)
+            ctx = Context(cfg, rt, store, acc, stop=stop, fault=engine.Fault.from_env(),
+                          claim_timeout=args.claim_timeout)
             if cfg.trackers and acc.is_main_process and acc.log_with:
                 ctx.trackers = Trackers(acc)
             for name in sorted({NEEDS[u.kind] for u in todo}):
@@ -321,260 +270,8 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
             return code
     main = acc.is_main_process if acc is not None else int(os.environ.get("RANK", "0")) == 0
     if main and not args.no_assemble:
-        _finish(plan, store, rt, args.claim_timeout)
+        finish(plan, store, rt, args.claim_timeout)
     return 0
-
-
-def _finish(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float = 1800.0) -> None:
-    with root_lock(store):
-        tidy(plan, store, rt, claim_timeout)
-        path = assemble(plan, store, rt)
-    missing = [u for u in units_of(plan) if not store.is_done(u)]
-    say = f"{path}" + (f" ({len(missing)} units not finished)" if missing else " (grid complete)")
-    print(f"results: {say}", flush=True)
-
-
-def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: str, args) -> int:
-    """Claim and run units until none is left; returns the exit status."""
-    from accelerate.utils import broadcast_object_list
-
-    from .engine import agree
-    from .stages import execute
-
-    store, acc, me = ctx.store, ctx.acc, int(shard.split("/")[0])
-    index = {u.key: i for i, u in enumerate(units)}
-    order = sorted(units, key=lambda u: (owner[u.key] != me, index[u.key]))
-    ran, waited_on = 0, None
-    total = len(units)
-    while True:
-        choice: list = [None]
-        if acc.is_main_process:
-            choice[0] = pick(store, order, index, ctx.claim_timeout, shard)
-        if acc.num_processes > 1:
-            broadcast_object_list(choice)
-        c = choice[0]
-        if agree(ctx.stop.requested, acc):  # collective: every process stops together
-            if acc.is_main_process and isinstance(c, int):
-                store.release(units[c])
-            return _stopped(ctx, None)
-        if c == DONE:
-            return 0
-        if isinstance(c, tuple):  # (WAIT, label)
-            if acc.is_main_process and c[1] != waited_on:
-                print(f"waiting for {c[1]} (another job is running it)", flush=True)
-                waited_on = c[1]
-            time.sleep(args.poll)
-            continue
-        unit, waited_on = units[c], None
-        t0 = time.perf_counter()
-        try:
-            record = execute(ctx, plan, unit)
-        except StageInterrupted as e:
-            if acc.is_main_process:
-                store.release(unit)
-            return _stopped(ctx, str(e))
-        except KeyboardInterrupt:
-            if acc.is_main_process:
-                store.release(unit)
-            print("aborted without saving the current step; rerun the same command to resume from the last "
-                  "checkpoint", file=sys.stderr)
-            return 130
-        except BaseException:
-            if acc.is_main_process:
-                store.release(unit)
-            raise
-        if acc.is_main_process:
-            store.release(unit)
-            ran += 1
-            done = sum(store.is_done(u) for u in units)
-            print(f"[{done}/{total}] {unit.label}: {_summary(record)} ({time.perf_counter() - t0:.1f} s)", flush=True)
-
-
-def pick(store: Store, order: list[Stage], index: dict[str, int], timeout: float, shard: str):
-    """Index of a unit this job has claimed, (WAIT, label of what it waits for) or DONE."""
-    remaining = [u for u in order if not store.is_done(u)]
-    if not remaining:
-        return DONE
-    blocked_by = None
-    for u in remaining:
-        pending = [d for d in deps(u) if not store.is_done(d)]
-        if pending:
-            blocked_by = blocked_by or pending[0]
-            continue
-        if store.try_claim(u, timeout, shard):
-            if store.is_done(u):  # finished by another job between our look and our claim
-                store.release(u)
-                continue
-            return index[u.key]
-    return (WAIT, (blocked_by or remaining[0]).label)
-
-
-def _summary(rec: dict) -> str:
-    if "miou" in rec:
-        return f"mIoU {100 * rec['miou']:.2f}%, accuracy {100 * rec['accuracy']:.2f}%"
-    if "accuracy" in rec:
-        return f"Intel {rec['accuracy_split']} accuracy {100 * rec['accuracy']:.2f}%, loss {rec['final_loss']:.4f}"
-    return f"final loss {rec['final_loss']:.4f}"
-
-
-def _stopped(ctx, detail: str | None) -> int:
-    argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
-    cmd = os.environ.get("DIMINISH_RESUME_CMD") or f"python -m diminish.run {argv}"
-    msg = detail or "stopped between stages"
-    if ctx.acc.is_main_process:
-        print(f"\n{msg}.\nResume with the same command: {cmd}", file=sys.stderr, flush=True)
-    return ctx.stop.exit_code
-
-
-def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store, rt: RuntimeConfig) -> int:
-    """``--jobs J``: J local worker processes, each ``--shard``, sharing the output folder."""
-    import signal
-
-    j = args.jobs
-    k, n = parse_shard(args.shard)
-    rest, skip = [], False
-    for a in argv:  # drop --jobs/--shard (and their values) from the children's arguments
-        if skip:
-            skip = False
-            continue
-        if a in ("--jobs", "--shard"):
-            skip = True
-            continue
-        if not a.startswith(("--jobs=", "--shard=")):
-            rest.append(a)
-    threads = max(1, (os.cpu_count() or 1) // j)
-    gpus = _cuda_count()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
-           "DIMINISH_RESUME_CMD": "python -m diminish.run " + " ".join(shlex.quote(a) for a in argv)}
-    kids = []
-    for i in range(j):
-        e = dict(env)
-        if gpus >= j:
-            e["CUDA_VISIBLE_DEVICES"] = str(i)
-        cmd = [sys.executable, "-m", "diminish.run", *rest, "--no-progress", "--no-assemble",
-               "--shard", f"{k * j + i}/{n * j}"]
-        kids.append(subprocess.Popen(cmd, env=e))
-    print(f"{j} worker processes ({threads} CPU threads each{', one GPU each' if gpus >= j else ''}): "
-          f"pids {' '.join(str(p.pid) for p in kids)}", flush=True)
-
-    def forward(signum, frame):  # noqa: ARG001
-        for p in kids:
-            if p.poll() is None:
-                p.send_signal(signum)
-
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        codes = [p.wait() for p in kids]
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    bad = [c for c in codes if c != 0]
-    if bad:
-        return max(bad) if all(c > 0 for c in bad) else 1
-    _finish(plan, store, rt, args.claim_timeout)
-    return 0
-
-
-def _cuda_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # noqa: BLE001 - no usable CUDA means no GPUs to hand out
-        return 0
-
-
-# -- results ----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def root_lock(store: Store):
-    """An exclusive lock held by every writer of files directly in the experiment folder
-    (config.toml, results.nc, examples.npz), so that while it is held any temporary file there is
-    a killed process's leftover."""
-    import fcntl
-
-    store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.root / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def tidy(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float) -> None:
-    """Remove what killed processes left behind (call holding :func:`root_lock`): temporary files
-    in the experiment folder, claims on finished units whose owner is gone, and the weights of
-    evaluated cells that a kill kept from being deleted (without --save-models)."""
-    for tmp in store.root.glob(".tmp-*"):
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            tmp.unlink()
-    for unit in units_of(plan):
-        if store.is_done(unit) and store.claim_state(unit, claim_timeout) == "stale":
-            with contextlib.suppress(FileNotFoundError):
-                store.claim_path(unit).unlink()
-    if not rt.save_models:
-        for unit in plan.stages("evaluate"):
-            if store.is_done(unit):
-                with contextlib.suppress(FileNotFoundError):
-                    (store.dir(unit.upstream) / "model.pt").unlink()
-
-
-def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
-    """results.nc (and examples.npz) from every finished record; NaN where a cell is not done."""
-    import shutil
-
-    from . import results
-
-    cfg = plan.cfg
-    done = {k: [s for s in plan.stages(k) if store.is_done(s)] for k in KINDS}
-    recs = {k: [store.record(s) for s in v] for k, v in done.items()}
-    attrs = provenance(cfg, rt, recs)
-    ds = results.from_records(cfg.pretrain.sizes, cfg.intermediate.conditions, cfg.finetune.sizes, cfg.seeds,
-                              recs["evaluate"], recs["pretrain"], recs["intermediate"], attrs)
-    path = results.write_results(ds, store.root / "results.nc")
-    ex = plan.evaluate.get(plan.examples_cell)
-    if ex is not None and (store.dir(ex) / "examples.npz").is_file():
-        tmp = store.root / f".tmp-examples-{os.getpid()}.npz"
-        shutil.copyfile(store.dir(ex) / "examples.npz", tmp)
-        os.replace(tmp, store.root / "examples.npz")
-    return path
-
-
-def provenance(cfg, rt: RuntimeConfig, recs: dict) -> dict:
-    import accelerate
-    import torch
-
-    def joined(values) -> str:
-        vals = sorted({str(v) for v in values if v})
-        return ",".join(vals) if vals else "none"
-
-    inter = recs["intermediate"]
-    return {
-        "config_name": cfg.name, "config_hash": cfg.hash, "config_text": cfg.source_text,
-        "description": cfg.description, "synthetic": int(cfg.synthetic),
-        "package_version": __version__, "git_commit": git_commit(),
-        "torch_version": torch.__version__, "accelerate_version": accelerate.__version__,
-        "device": joined(r.get("device") for k in KINDS for r in recs[k]),
-        "pets_root": str(Path(cfg.data.pets_root).resolve()),
-        "intel_root": str(Path(cfg.data.intel_root).resolve()),
-        "imagenet_root": str(Path(cfg.data.imagenet_root).resolve()),
-        "cache_hash_pets": joined(r.get("cache_hash") for r in recs["evaluate"]),
-        "cache_hash_intel": joined(r.get("cache_hash") for r in inter),
-        "cache_hash_imagenet": joined(r.get("cache_hash") for r in recs["pretrain"]),
-        "intermediate_accuracy_split": joined(r.get("accuracy_split") for r in inter),
-        "batch_sizes": f"pretrain {cfg.pretrain.batch_size}, intermediate {cfg.intermediate.batch_size}, "
-                       f"finetune {cfg.finetune.batch_size}",
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-
-
-def git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

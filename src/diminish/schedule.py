@@ -1,0 +1,205 @@
+"""Sharing the grid's units of work among runners: claim a unit whose upstream is finished, run
+it, release it, until none is left (:func:`schedule`, :func:`pick`); ``--shard k/N`` deals the
+units round-robin in plan order (:func:`owners`) so each job starts on its own share before it
+helps with any unclaimed unit; ``--jobs J`` starts J local worker processes, each a shard
+(:func:`run_jobs`). Claims (:mod:`diminish.store`) make sure no stage runs twice; a job whose
+next units wait on another job's stage polls until it is done. Also a unit's state as ``--status``
+reports it (:func:`unit_state`) and the parsing of ``--shard`` (:func:`parse_shard`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from .assemble import finish
+from .config import RuntimeConfig
+from .plan import Plan, Stage, deps
+from .store import Store
+from .training import StageInterrupted
+
+WAIT, DONE = "wait", "done"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard {text!r}: expected K/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= k < n:
+        raise SystemExit(f"--shard {text!r}: need N >= 1 and 0 <= K < N")
+    return k, n
+
+
+
+def owners(units: list[Stage], n: int) -> dict[str, int]:
+    count: Counter = Counter()
+    out = {}
+    for u in units:
+        out[u.key] = count[u.kind] % n
+        count[u.kind] += 1
+    return out
+
+
+def unit_state(store: Store, unit: Stage, timeout: float) -> str:
+    if store.is_done(unit):
+        return "done"
+    claim = store.claim_state(unit, timeout)
+    if claim == "live":
+        return "running"
+    return "failed" if store.failure(unit) else "pending"
+
+
+def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: str, args) -> int:
+    """Claim and run units until none is left; returns the exit status."""
+    from accelerate.utils import broadcast_object_list
+
+    from .engine import agree
+    from .stages import execute
+
+    store, acc, me = ctx.store, ctx.acc, int(shard.split("/")[0])
+    index = {u.key: i for i, u in enumerate(units)}
+    order = sorted(units, key=lambda u: (owner[u.key] != me, index[u.key]))
+    ran, waited_on = 0, None
+    total = len(units)
+    while True:
+        choice: list = [None]
+        if acc.is_main_process:
+            choice[0] = pick(store, order, index, ctx.claim_timeout, shard)
+        if acc.num_processes > 1:
+            broadcast_object_list(choice)
+        c = choice[0]
+        if agree(ctx.stop.requested, acc):  # collective: every process stops together
+            if acc.is_main_process and isinstance(c, int):
+                store.release(units[c])
+            return _stopped(ctx, None)
+        if c == DONE:
+            return 0
+        if isinstance(c, tuple):  # (WAIT, label)
+            if acc.is_main_process and c[1] != waited_on:
+                print(f"waiting for {c[1]} (another job is running it)", flush=True)
+                waited_on = c[1]
+            time.sleep(args.poll)
+            continue
+        unit, waited_on = units[c], None
+        t0 = time.perf_counter()
+        try:
+            record = execute(ctx, plan, unit)
+        except StageInterrupted as e:
+            if acc.is_main_process:
+                store.release(unit)
+            return _stopped(ctx, str(e))
+        except KeyboardInterrupt:
+            if acc.is_main_process:
+                store.release(unit)
+            print("aborted without saving the current step; rerun the same command to resume from the last "
+                  "checkpoint", file=sys.stderr)
+            return 130
+        except BaseException:
+            if acc.is_main_process:
+                store.release(unit)
+            raise
+        if acc.is_main_process:
+            store.release(unit)
+            ran += 1
+            done = sum(store.is_done(u) for u in units)
+            print(f"[{done}/{total}] {unit.label}: {_summary(record)} ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
+def pick(store: Store, order: list[Stage], index: dict[str, int], timeout: float, shard: str):
+    """Index of a unit this job has claimed, (WAIT, label of what it waits for) or DONE."""
+    remaining = [u for u in order if not store.is_done(u)]
+    if not remaining:
+        return DONE
+    blocked_by = None
+    for u in remaining:
+        pending = [d for d in deps(u) if not store.is_done(d)]
+        if pending:
+            blocked_by = blocked_by or pending[0]
+            continue
+        if store.try_claim(u, timeout, shard):
+            if store.is_done(u):  # finished by another job between our look and our claim
+                store.release(u)
+                continue
+            return index[u.key]
+    return (WAIT, (blocked_by or remaining[0]).label)
+
+
+def _summary(rec: dict) -> str:
+    if "miou" in rec:
+        return f"mIoU {100 * rec['miou']:.2f}%, accuracy {100 * rec['accuracy']:.2f}%"
+    if "accuracy" in rec:
+        return f"Intel {rec['accuracy_split']} accuracy {100 * rec['accuracy']:.2f}%, loss {rec['final_loss']:.4f}"
+    return f"final loss {rec['final_loss']:.4f}"
+
+
+def _stopped(ctx, detail: str | None) -> int:
+    argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = os.environ.get("DIMINISH_RESUME_CMD") or f"python -m diminish.run {argv}"
+    msg = detail or "stopped between stages"
+    if ctx.acc.is_main_process:
+        print(f"\n{msg}.\nResume with the same command: {cmd}", file=sys.stderr, flush=True)
+    return ctx.stop.exit_code
+
+
+def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store, rt: RuntimeConfig) -> int:
+    """``--jobs J``: J local worker processes, each ``--shard``, sharing the output folder."""
+    import signal
+
+    j = args.jobs
+    k, n = parse_shard(args.shard)
+    rest, skip = [], False
+    for a in argv:  # drop --jobs/--shard (and their values) from the children's arguments
+        if skip:
+            skip = False
+            continue
+        if a in ("--jobs", "--shard"):
+            skip = True
+            continue
+        if not a.startswith(("--jobs=", "--shard=")):
+            rest.append(a)
+    threads = max(1, (os.cpu_count() or 1) // j)
+    gpus = _cuda_count()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+           "DIMINISH_RESUME_CMD": "python -m diminish.run " + " ".join(shlex.quote(a) for a in argv)}
+    kids = []
+    for i in range(j):
+        e = dict(env)
+        if gpus >= j:
+            e["CUDA_VISIBLE_DEVICES"] = str(i)
+        cmd = [sys.executable, "-m", "diminish.run", *rest, "--no-progress", "--no-assemble",
+               "--shard", f"{k * j + i}/{n * j}"]
+        kids.append(subprocess.Popen(cmd, env=e))
+    print(f"{j} worker processes ({threads} CPU threads each{', one GPU each' if gpus >= j else ''}): "
+          f"pids {' '.join(str(p.pid) for p in kids)}", flush=True)
+
+    def forward(signum, frame):  # noqa: ARG001
+        for p in kids:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [p.wait() for p in kids]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    bad = [c for c in codes if c != 0]
+    if bad:
+        return max(bad) if all(c > 0 for c in bad) else 1
+    finish(plan, store, rt, args.claim_timeout)
+    return 0
+
+
+def _cuda_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 - no usable CUDA means no GPUs to hand out
+        return 0

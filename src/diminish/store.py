@@ -1,0 +1,278 @@
+"""The on-disk store of stage outputs: atomic files, stage folders, logs, claims and the folder lock.
+
+Store (one folder per stage, under ``<out>/<name>/stages/<kind>/<key>/``)::
+
+    spec.json        what the key hashes (human-readable)
+    checkpoint.pt    latest resumable state (model, optimiser, scheduler, epoch, step, RNG); removed when done
+    model.pt         final weights (pretrain/intermediate: kept, needed downstream; finetune: removed
+                     after evaluation unless --save-models)
+    record.json      the stage's results (losses, accuracies, seconds, cache hash)
+    log.jsonl        one JSON line per event (start, resume, epoch, done, interrupted, failed)
+    failed.json      the last failure, if any (removed by a later success)
+    done             written last: only its presence makes the stage count as finished
+
+Every file is written to a temporary name in the same folder and renamed into place. Lifecycle
+events of every stage are also appended to ``<out>/<name>/executions.jsonl``.
+
+Claims (``<out>/<name>/claims/<unit>.claim``) are created with ``O_CREAT | O_EXCL`` and hold the
+owner's pid, host and start time; a claim whose process is gone (same host) or whose file has not
+been touched for ``claim_timeout`` seconds (the owner touches it while it works) is stale and may
+be taken over.
+
+Files directly in the experiment folder (config.toml, results.nc, examples.npz) are written while
+holding :func:`root_lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .plan import Stage
+
+
+# -- atomic files -----------------------------------------------------------------------------
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # a failed write (disk full, file too large) names no file: name it
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+    return path
+
+
+def atomic_write_json(path: Path, obj: Any) -> Path:
+    return atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+
+def atomic_torch_save(path: Path, obj: Any) -> Path:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_save_npz(path: Path, **arrays) -> Path:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+# -- the store --------------------------------------------------------------------------------
+HOST = socket.gethostname()
+
+
+class Store:
+    """Files of one experiment: ``<out_dir>/<name>/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def dir(self, stage: Stage) -> Path:
+        return self.root / "stages" / stage.kind / stage.key
+
+    def is_done(self, stage: Stage) -> bool:
+        return (self.dir(stage) / "done").is_file()
+
+    def record(self, stage: Stage) -> dict:
+        return read_json(self.dir(stage) / "record.json")
+
+    def failure(self, stage: Stage) -> dict | None:
+        p = self.dir(stage) / "failed.json"
+        return read_json(p) if p.is_file() else None
+
+    def begin(self, stage: Stage) -> Path:
+        """Prepare a stage's folder for (re)running: spec written, stale temporary files removed."""
+        d = self.dir(stage)
+        d.mkdir(parents=True, exist_ok=True)
+        for tmp in d.glob(".tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        if not (d / "spec.json").is_file():
+            atomic_write_json(d / "spec.json", {"label": stage.label, **stage.spec})
+        return d
+
+    def finish(self, stage: Stage, record: dict) -> None:
+        d = self.dir(stage)
+        atomic_write_json(d / "record.json", {"label": stage.label, "key": stage.key, **record})
+        atomic_write_json(d / "done", {"time": _now(), "host": HOST, "pid": os.getpid()})
+        for name in ("checkpoint.pt", "failed.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (d / name).unlink()
+        self.log(stage, "done")
+
+    def fail(self, stage: Stage, error: BaseException) -> None:
+        d = self.dir(stage)
+        d.mkdir(parents=True, exist_ok=True)
+        msg = f"{type(error).__name__}: {error}"
+        atomic_write_json(d / "failed.json", {"error": msg, "time": _now(), "host": HOST, "pid": os.getpid()})
+        self.log(stage, "failed", error=msg)
+
+    def log(self, stage: Stage, event: str, **fields) -> None:
+        """Append to the stage's log.jsonl and, for lifecycle events, to executions.jsonl."""
+        line = {"time": _now(), "event": event, **fields}
+        _append(self.dir(stage) / "log.jsonl", line)
+        if event in ("start", "resume", "done", "failed", "interrupted"):
+            _append(self.root / "executions.jsonl", {
+                **line, "kind": stage.kind, "key": stage.key, "label": stage.label,
+                "pid": os.getpid(), "host": HOST})
+
+    def executions(self) -> list[dict]:
+        p = self.root / "executions.jsonl"
+        if not p.is_file():
+            return []
+        return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+
+    # -- claims ---------------------------------------------------------------------------
+    def claim_path(self, stage: Stage) -> Path:
+        return self.root / "claims" / f"{stage.kind}-{stage.key}.claim"
+
+    def try_claim(self, stage: Stage, timeout: float, shard: str = "") -> bool:
+        path = self.claim_path(stage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._take_stale(path, timeout):
+                    return False
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "host": HOST, "time": time.time(), "shard": shard}, fh)
+            return True
+        return False
+
+    def claim_state(self, stage: Stage, timeout: float) -> str | None:
+        """None (no claim), 'live' or 'stale'."""
+        path = self.claim_path(stage)
+        if not path.exists():
+            return None
+        return "stale" if _claim_is_stale(path, timeout) else "live"
+
+    def release(self, stage: Stage) -> None:
+        path = self.claim_path(stage)
+        info = _read_claim(path)
+        if info is not None and info.get("pid") == os.getpid() and info.get("host") == HOST:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def heartbeat(self, stage: Stage) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.claim_path(stage))
+
+    def _take_stale(self, path: Path, timeout: float) -> bool:
+        """Move a stale claim out of the way; False when it is live or someone else took it."""
+        before = path.read_bytes() if path.exists() else None
+        if before is None:
+            return True
+        if not _claim_is_stale(path, timeout):
+            return False
+        grave = path.with_name(f".stale-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        try:
+            os.rename(path, grave)
+        except FileNotFoundError:
+            return True  # another process removed it first; try to create ours
+        if grave.read_bytes() != before:  # we moved a fresh claim taken in the meantime: put it back
+            with contextlib.suppress(FileExistsError):
+                os.link(grave, path)
+            grave.unlink()
+            return False
+        grave.unlink()
+        return True
+
+
+def _read_claim(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _claim_is_stale(path: Path, timeout: float) -> bool:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    info = _read_claim(path)
+    if info is None:  # owner died between creating and writing the claim
+        return age > 30
+    if info.get("host") == HOST and not _pid_alive(int(info.get("pid", -1))):
+        return True
+    return age > timeout
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is dead for our purposes
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _append(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(obj, sort_keys=True, default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@contextlib.contextmanager
+def root_lock(store: Store):
+    """An exclusive lock held by every writer of files directly in the experiment folder
+    (config.toml, results.nc, examples.npz), so that while it is held any temporary file there is
+    a killed process's leftover."""
+    import fcntl
+
+    store.root.mkdir(parents=True, exist_ok=True)
+    with open(store.root / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
