@@ -188,11 +188,11 @@ def example_results(seed: int = 0, seeds: Iterable[int] = (0, 1, 2), noise: floa
     ds = empty_results((0, 45_000, 100_000, 200_000), (False, True), (250, 500, 1000, 2000, 4000, 6000),
                        seeds, attrs={"synthetic": 1, "config_name": "example", "config_hash": "example"})
     P = ds.pretrain.values[:, None, None, None]
-    I = ds.intermediate.values[None, :, None, None]
+    inter = ds.intermediate.values[None, :, None, None]
     Fs = ds.finetune.values[None, None, :, None].astype(float)
     boost = np.log1p(P / 45_000.0)
     plateau = 66.0 + 2.0 * boost
-    miou = plateau - (24.0 - 8.0 * boost) * (Fs / 250.0) ** -0.55 - I * (3.0 / (1 + Fs / 2000.0))
+    miou = plateau - (24.0 - 8.0 * boost) * (Fs / 250.0) ** -0.55 - inter * (3.0 / (1 + Fs / 2000.0))
     miou = miou + rng.normal(0.0, noise, size=ds.miou.shape)
     ds["miou"][:] = miou
     ds["accuracy"][:] = 40.0 + 0.7 * miou + rng.normal(0.0, noise / 2, size=miou.shape)
