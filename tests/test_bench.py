@@ -113,8 +113,9 @@ def test_fastpath_choices_on_cpu():
 
 def test_quick_run_end_to_end(tmp_path):
     cfg = ExperimentConfig(name="tiny", model=TINY, simmim=SimMIMConfig(mask_patch_size=8))
+    # tune_allocator=False: the glibc setting is process-wide and would outlive this test
     opts = bench.Options.quick(device="cpu", config=cfg, many=2, many_processes=False, data_images=16,
-                               matmul_size=64, target_seconds=0.01)
+                               matmul_size=64, target_seconds=0.01, tune_allocator=False)
     res = bench.run(opts, log=lambda m: None)
     text = json.dumps(res, default=str)  # JSON-ready
     assert set(res["stages"]) == set(bench.STAGES)

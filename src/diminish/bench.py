@@ -133,7 +133,7 @@ class Options:
     many_seconds: float = 5.0
     many_processes: bool = True  # with many > 1 on a CPU: also time K worker processes
     threads: int = 0  # 0 = torch's default
-    tune_allocator: bool = False
+    tune_allocator: bool = True
     config: ExperimentConfig = field(default_factory=lambda: ExperimentConfig(name="paper"))
 
     @classmethod
@@ -154,6 +154,7 @@ class Job:
     units: float
     calls: int = 1
     rates: list[float] = field(default_factory=list)
+    cpu_rates: list[float] = field(default_factory=list)
 
     def calibrate(self, device: torch.device, target_s: float) -> None:
         fastpath.synchronize(device)
@@ -165,12 +166,15 @@ class Job:
 
     def time_once(self, device: torch.device) -> float:
         fastpath.synchronize(device)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(self.calls):
             self.fn()
         fastpath.synchronize(device)
         rate = self.calls * self.units / (time.perf_counter() - t)
         self.rates.append(rate)
+        # CPU seconds of this process per thread: a load-robust companion on a shared CPU
+        cpu = (time.process_time() - c) / max(1, torch.get_num_threads())
+        self.cpu_rates.append(self.calls * self.units / cpu if cpu > 0 else math.nan)
         return rate
 
     @property
@@ -402,11 +406,14 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
     result["load_average_end"] = _load_average()
 
     # -- collect ---------------------------------------------------------------------------
-    result["matmul"].update({"flops_per_s": mm.median, "rates": mm.rates})
+    result["matmul"].update({"flops_per_s": mm.median, "rates": mm.rates, "cpu_time_rates": mm.cpu_rates})
     for st in stages.values():
         train, ev = st.pop("_train"), st.pop("_eval")
         mfu = [t * st["train_flops_per_image"] / m for t, m in zip(train.rates, mm.rates)]
         st.update({"train_images_per_s": train.median, "train_rates": train.rates,
+                   "train_cpu_time_rates": train.cpu_rates,
+                   "mfu_cpu_time": statistics.median(
+                       [t * st["train_flops_per_image"] / m for t, m in zip(train.cpu_rates, mm.cpu_rates)]),
                    "eval_images_per_s": ev.median, "eval_rates": ev.rates,
                    "steps_per_timing": train.calls, "mfu": statistics.median(mfu), "mfu_rounds": mfu,
                    "train_flops_per_s": train.median * st["train_flops_per_image"]})
@@ -415,7 +422,10 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
         ours = stages["intermediate"]["train_rates"]
         for key, j in ref_jobs.items():
             ratios = [o / r for o, r in zip(ours, j.rates)]
+            cpu_ratios = [o / r for o, r in zip(stages["intermediate"]["train_cpu_time_rates"], j.cpu_rates)]
             result["reference"][key].update({"train_images_per_s": j.median, "rates": j.rates,
+                                             "cpu_time_rates": j.cpu_rates,
+                                             "ratio_cpu_time": statistics.median(cpu_ratios),
                                              "ratio": statistics.median(ratios), "ratio_rounds": ratios})
     if data_jobs:
         for key, j in data_jobs.items():
@@ -728,15 +738,21 @@ def format_table(res: dict) -> str:
     dev = res["device"]
     lines = [f"device: {dev['name']}   torch {dev['torch']}   dtype {res['settings']['dtype']}"
              f"   compile {res['settings']['compile']}   load {res.get('load_average_start')}"]
+    if dev["type"] == "cpu":
+        lines.append("(cpu-time columns: images per (CPU-seconds of this process / threads): the rate had "
+                     "it the cores to itself; exact with 1 thread, inflated by spin-waits with more)")
     mm = res["matmul"]
     lines.append(f"matmul {mm['n']}^3 {mm['dtype']}: {mm['flops_per_s'] / 1e9:,.1f} GFLOP/s")
+    cpu = dev["type"] == "cpu"
     lines.append(f"{'stage':<14}{'batch':>6}{'train img/s':>13}{'eval img/s':>12}{'GFLOP/s':>10}"
-                 f"{'MFU':>7}{'peak MiB':>10}")
+                 f"{'MFU':>7}{'peak MiB':>10}" + (f"{'cpu-time img/s':>16}{'MFU':>6}" if cpu else ""))
     for s, st in res["stages"].items():
         mem = "-" if st["peak_memory_mib"] is None else f"{st['peak_memory_mib']:,.0f}"
+        extra = (f"{statistics.median(st['train_cpu_time_rates']):>16,.1f}{st['mfu_cpu_time']:>6.0%}"
+                 if cpu else "")
         lines.append(f"{s:<14}{st['batch_size']:>6}{st['train_images_per_s']:>13,.1f}"
                      f"{st['eval_images_per_s']:>12,.1f}{st['train_flops_per_s'] / 1e9:>10,.1f}"
-                     f"{st['mfu']:>7.0%}{mem:>10}")
+                     f"{st['mfu']:>7.0%}{mem:>10}{extra}")
     ref = res.get("reference", {})
     if "skipped" in ref:
         lines.append(f"reference: {ref['skipped']}")
@@ -744,8 +760,9 @@ def format_table(res: dict) -> str:
         for key in ("same_settings", "as_shipped"):
             if key in ref:
                 r = ref[key]
+                extra = f" (cpu-time: {r['ratio_cpu_time']:.2f}x)" if cpu else ""
                 lines.append(f"vit-pytorch ViT {ref['version']} ({key}, {r['dtype']}): "
-                             f"{r['train_images_per_s']:,.1f} img/s -> ours is {r['ratio']:.2f}x")
+                             f"{r['train_images_per_s']:,.1f} img/s -> ours is {r['ratio']:.2f}x{extra}")
     data = res.get("data", {})
     if "skipped" in data:
         lines.append(f"data: {data['skipped']}")
@@ -791,7 +808,8 @@ def _parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--no-data", action="store_true", help="skip the data path")
     p.add_argument("--many", type=int, default=0, help="K > 1: measure K concurrent fine-tuning runs")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    p.add_argument("--tune-allocator", action="store_true", help="keep freed memory in the process (glibc)")
+    p.add_argument("--no-tune-allocator", action="store_true",
+                   help="leave glibc malloc as it is (default: keep freed memory in the process)")
     p.add_argument("--config", type=Path, default=None,
                    help="experiment TOML for model, batch sizes and grid (default experiments/paper.toml "
                         "if present, else the built-in paper defaults)")
@@ -810,7 +828,7 @@ def _parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     kw = {"device": a.device, "dtype": a.dtype, "compile": a.compile or bool(a.compile_mode),
           "compile_mode": a.compile_mode, "optimizer": a.optimizer, "stages": stages,
           "reference": not a.no_reference, "data": not a.no_data, "many": a.many, "threads": a.threads,
-          "tune_allocator": a.tune_allocator, "config": cfg}
+          "tune_allocator": not a.no_tune_allocator, "config": cfg}
     explicit = {"batch_size": a.batch_size, "eval_batch_size": a.eval_batch_size}
     if a.quick:
         opts = Options.quick(**kw, **{k: v for k, v in explicit.items() if v})
