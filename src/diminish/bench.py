@@ -126,6 +126,7 @@ class Options:
     optimizer: str = "auto"  # auto = fastpath.make_optimizer (fused on CUDA); foreach = torch's foreach AdamW
     stages: tuple[str, ...] = STAGES
     reference: bool = True
+    eval: bool = True  # also time evaluation (off: fewer compiles with --compile)
     data: bool = True
     data_images: int = 1024  # images in the temporary uint8 memmap the data path reads
     matmul_size: int = 0  # 0 = 2048 on CPU, 8192 on CUDA
@@ -140,7 +141,7 @@ class Options:
     def quick(cls, **kw) -> Options:
         """Small and short: batch 8, two rounds, tiny matmul and data file."""
         base = {"batch_size": 8, "eval_batch_size": 8, "repeats": 2, "target_seconds": 0.05,
-                "warmup": 1, "data_images": 64, "matmul_size": 256, "many_seconds": 1.0}
+                "warmup": 1, "data_images": 64, "matmul_size": 1024, "many_seconds": 1.0}
         return cls(**{**base, **kw})
 
 
@@ -374,14 +375,18 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
             fastpath.synchronize(device)
             first_steps = time.perf_counter() - t0
         train.calibrate(device, opts.target_seconds)
-        ebatch = make_batch(s, cfg, eval_batch, device, seed=1)
-        egen = torch.Generator(device=device).manual_seed(1) if s == "pretrain" else None
-        ev = Job(f"{s}/eval", eval_step_fn(s, runm, ebatch, device, dtype, egen), eval_batch)
-        for _ in range(max(1, opts.warmup)):
-            ev.fn()
-        ev.calibrate(device, opts.target_seconds)
-        jobs += [train, ev]
-        keep += [model, opt, batch, ebatch]
+        jobs.append(train)
+        keep += [model, opt, batch]
+        ev = None
+        if opts.eval:
+            ebatch = make_batch(s, cfg, eval_batch, device, seed=1)
+            egen = torch.Generator(device=device).manual_seed(1) if s == "pretrain" else None
+            ev = Job(f"{s}/eval", eval_step_fn(s, runm, ebatch, device, dtype, egen), eval_batch)
+            for _ in range(max(1, opts.warmup)):
+                ev.fn()
+            ev.calibrate(device, opts.target_seconds)
+            jobs.append(ev)
+            keep.append(ebatch)
         stages[s] = {"task": TASKS[s], "batch_size": batch_size, "eval_batch_size": eval_batch,
                      "peak_memory_mib": _round(mem.peak_mib), "memory_kind": mem.kind,
                      "build_seconds": round(startup, 4), "warmup_seconds": round(first_steps, 3),
@@ -414,7 +419,7 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
                    "train_cpu_time_rates": train.cpu_rates,
                    "mfu_cpu_time": statistics.median(
                        [t * st["train_flops_per_image"] / m for t, m in zip(train.cpu_rates, mm.cpu_rates)]),
-                   "eval_images_per_s": ev.median, "eval_rates": ev.rates,
+                   "eval_images_per_s": ev.median if ev else None, "eval_rates": ev.rates if ev else [],
                    "steps_per_timing": train.calls, "mfu": statistics.median(mfu), "mfu_rounds": mfu,
                    "train_flops_per_s": train.median * st["train_flops_per_image"]})
     result["stages"] = stages
@@ -724,7 +729,7 @@ def project_grid(cfg: ExperimentConfig, stages: dict) -> dict:
             out["seconds"][s] = None
             continue
         sec = w["image_steps"] / st["train_images_per_s"]
-        if w["eval_images"]:
+        if w["eval_images"] and st.get("eval_images_per_s"):  # not timed with --no-eval
             sec += w["eval_images"] / st["eval_images_per_s"]
         out["seconds"][s] = sec
     known = [v for v in out["seconds"].values() if v is not None]
@@ -751,7 +756,7 @@ def format_table(res: dict) -> str:
         extra = (f"{statistics.median(st['train_cpu_time_rates']):>16,.1f}{st['mfu_cpu_time']:>6.0%}"
                  if cpu else "")
         lines.append(f"{s:<14}{st['batch_size']:>6}{st['train_images_per_s']:>13,.1f}"
-                     f"{st['eval_images_per_s']:>12,.1f}{st['train_flops_per_s'] / 1e9:>10,.1f}"
+                     f"{st['eval_images_per_s'] or math.nan:>12,.1f}{st['train_flops_per_s'] / 1e9:>10,.1f}"
                      f"{st['mfu']:>7.0%}{mem:>10}{extra}")
     ref = res.get("reference", {})
     if "skipped" in ref:
@@ -806,6 +811,7 @@ def _parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--no-reference", action="store_true", help="skip vit-pytorch")
     p.add_argument("--no-data", action="store_true", help="skip the data path")
+    p.add_argument("--no-eval", action="store_true", help="skip evaluation timings (projection without eval)")
     p.add_argument("--many", type=int, default=0, help="K > 1: measure K concurrent fine-tuning runs")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     p.add_argument("--no-tune-allocator", action="store_true",
@@ -827,7 +833,8 @@ def _parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         p.error(f"--stages: unknown {bad}; choose from {list(STAGES)}")
     kw = {"device": a.device, "dtype": a.dtype, "compile": a.compile or bool(a.compile_mode),
           "compile_mode": a.compile_mode, "optimizer": a.optimizer, "stages": stages,
-          "reference": not a.no_reference, "data": not a.no_data, "many": a.many, "threads": a.threads,
+          "reference": not a.no_reference, "data": not a.no_data, "eval": not a.no_eval,
+          "many": a.many, "threads": a.threads,
           "tune_allocator": not a.no_tune_allocator, "config": cfg}
     explicit = {"batch_size": a.batch_size, "eval_batch_size": a.eval_batch_size}
     if a.quick:
