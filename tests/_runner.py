@@ -60,6 +60,17 @@ eval_batch_size = 8
 """
 
 
+def fault_tool():
+    """tools/fault_injection.py loaded as a module (its kill loop and checks are shared by tests)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fault_injection", REPO / "tools" / "fault_injection.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fault_injection", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def make_data(root: Path) -> Path:
     """Tiny synthetic datasets in the real layouts (written once per test session)."""
     from diminish.data import write_synthetic

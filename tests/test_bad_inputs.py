@@ -8,7 +8,6 @@ wrong result. The ``CASES`` tables below are the corpus; docs/failure-modes.md l
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _runner import fault_tool
 from diminish import results, run
 from diminish.data import INTEL_CLASSES
 from diminish.data.__main__ import main as data_main
@@ -26,15 +26,7 @@ from diminish.data.__main__ import main as data_main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("fault_injection", REPO / "tools" / "fault_injection.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fault_injection", mod)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fi = _tool()
+fi = fault_tool()
 
 
 # -- a small good dataset of each kind, then one defect per case ------------------------------

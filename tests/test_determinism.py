@@ -4,27 +4,19 @@ last good checkpoint; gradient clipping bounds the update; --deterministic on a 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _runner import fault_tool
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("fault_injection", REPO / "tools" / "fault_injection.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fault_injection", mod)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fi = _tool()
+fi = fault_tool()
 RECORD_KEYS = ("history", "final_loss", "accuracy", "miou", "iou", "confusion", "cache_hash")
 
 

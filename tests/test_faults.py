@@ -9,28 +9,20 @@ partial files, checkpoints of finished stages, claims). The long version with >=
 
 from __future__ import annotations
 
-import importlib.util
 import resource
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import pytest
+
+from _runner import fault_tool
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("fault_injection", REPO / "tools" / "fault_injection.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fault_injection", mod)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fi = _tool()
+fi = fault_tool()
 
 
 @pytest.fixture(scope="module")
