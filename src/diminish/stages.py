@@ -70,6 +70,21 @@ def _order(idx, seed_parts: tuple, epoch: int):
     return idx[epoch_order(len(idx), derive_seed(*seed_parts), epoch)]
 
 
+def _epoch_batches(ctx: Context, data, idx, parts: tuple, batch_size: int, make):
+    """epoch -> this process's batches in the epoch's seeded order (a function of parts and epoch)."""
+
+    def batches(epoch):
+        order = _order(idx, parts, epoch)
+        return Batches(data, ctx.index_batches(order, batch_size), make, (*parts, epoch, ctx.acc.process_index))
+
+    return batches
+
+
+def _ce_loss(m, b):
+    """Cross-entropy of a classification or segmentation batch, and its image count."""
+    return cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
+
+
 def run_pretrain(ctx: Context, stage: Stage) -> dict:
     import torch
 
@@ -92,10 +107,7 @@ def run_pretrain(ctx: Context, stage: Stage) -> dict:
     def loss_fn(m, b):
         return m(b["x"], generator=b["gen"]), b["n"]
 
-    def batches(epoch):
-        order = _order(idx, parts, epoch)
-        return Batches(data, ctx.index_batches(order, sc.batch_size), make, (*parts, epoch, ctx.acc.process_index))
-
+    batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
     model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx))
     if ctx.is_main:
         atomic_torch_save(ctx.store.dir(stage) / "model.pt", _model_blob(ctx, stage, "simmim", model))
@@ -125,14 +137,8 @@ def run_intermediate(ctx: Context, stage: Stage) -> dict:
     def make(raw, gen):
         return {"x": cls_augment(raw["images"], gen), "y": raw["labels"], "n": raw["n"]}
 
-    def loss_fn(m, b):
-        return cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
-
-    def batches(epoch):
-        order = _order(idx, parts, epoch)
-        return Batches(data, ctx.index_batches(order, sc.batch_size), make, (*parts, epoch, ctx.acc.process_index))
-
-    model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx))
+    batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
+    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx))
     test = ctx.intel_test() if sc.evaluate_test else None
     split = "test" if test is not None else "train"
     edata = ctx.data("intel", "test") if test is not None else data
@@ -185,14 +191,8 @@ def run_finetune(ctx: Context, stage: Stage):
         x, y = seg_augment(raw["images"], raw["masks"], gen)
         return {"x": x, "y": y, "n": raw["n"]}
 
-    def loss_fn(m, b):
-        return cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
-
-    def batches(epoch):
-        order = _order(idx, parts, epoch)
-        return Batches(data, ctx.index_batches(order, sc.batch_size), make, (*parts, epoch, ctx.acc.process_index))
-
-    model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx))
+    batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
+    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx))
     if ctx.is_main:
         atomic_torch_save(ctx.store.dir(stage) / "model.pt", _model_blob(ctx, stage, "segment", model, num_classes=3))
     record = {"pretrain": stage.pretrain, "intermediate": stage.intermediate, "finetune": stage.finetune,
