@@ -132,6 +132,18 @@ def _subdirs(folder: Path) -> list[Path]:
         )
 
 
+def _class_images(d: Path, base: Path, skip_bad: bool, ignored: list, skipped: list) -> list[Path]:
+    """A class folder's image files; an empty folder is an error, or recorded in ``skipped``."""
+    images, ign = _split_images(d, base)
+    ignored += ign
+    if not images:
+        msg = "empty class folder (no image files)"
+        if not skip_bad:
+            raise DataError(f"{d}: {msg}")
+        skipped.append((str(d.relative_to(base)), msg))
+    return images
+
+
 def _split_images(folder: Path, root: Path) -> tuple[list[Path], list[str]]:
     images, ignored = [], []
     for f in _files(folder):
@@ -210,13 +222,7 @@ def list_intel(root: str | Path, split: str = "train", *, skip_bad: bool = False
         d = folder / cls
         if not d.is_dir():
             raise _missing(d, INTEL_LAYOUT, "class folder missing")
-        images, ign = _split_images(d, base)
-        ignored += ign
-        if not images:
-            msg = "empty class folder (no image files)"
-            if not skip_bad:
-                raise DataError(f"{d}: {msg}")
-            skipped.append((str(d.relative_to(base)), msg))
+        images = _class_images(d, base, skip_bad, ignored, skipped)
         items += [Item(f, None, label) for f in images]
     if not items:
         raise DataError(f"{folder}: no images found; expected layout {INTEL_LAYOUT}")
@@ -246,13 +252,7 @@ def list_imagenet(root: str | Path, *, skip_bad: bool = False) -> Listing:
     if not classes:
         raise DataError(f"{folder}: no class folders; expected layout {IMAGENET_LAYOUT}")
     for d in classes:
-        images, ign = _split_images(d, base)
-        ignored += ign
-        if not images:
-            msg = "empty class folder (no image files)"
-            if not skip_bad:
-                raise DataError(f"{d}: {msg}")
-            skipped.append((str(d.relative_to(base)), msg))
+        images = _class_images(d, base, skip_bad, ignored, skipped)
         items += [Item(f) for f in images]
     if not items:
         raise DataError(f"{folder}: no images found; expected layout {IMAGENET_LAYOUT}")
