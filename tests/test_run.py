@@ -12,6 +12,7 @@ from _runner import REPO, make_data, write_config
 from diminish import run
 from diminish.engine import NonFiniteLossError
 from diminish.results import read_results
+from diminish.stages import load_model
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +162,45 @@ def test_intel_without_a_test_folder_reports_training_accuracy(tiny, tmp_path):
     ctx.store.begin(stage)
     record = stages.run_intermediate(ctx, stage)
     assert record["accuracy_split"] == "train" and sum(map(sum, record["confusion"])) == 24
+
+
+_PATCHED_RUN = """
+import functools, sys, torch
+calls = []
+real = torch.compile
+def compile_eager(model, **kw):  # the runner's wrapper path, without a C++ compile
+    calls.append(type(model).__name__)
+    return real(model, backend="eager")
+torch.compile = compile_eager
+from diminish import run
+code = run.main(sys.argv[1:])
+print("compiled:", ",".join(calls))
+sys.exit(code)
+"""
+
+
+def test_bf16_autocast_and_compile_switches_run_the_grid_and_are_recorded(tiny, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    base, _, args = tiny
+    out = tmp_path / "out"
+    args = [a if a != str(base / "out") else str(out) for a in args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-c", _PATCHED_RUN, "--all", "--mixed-precision", "bf16", "--compile",
+                        "--save-models", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    compiled = p.stdout.split("compiled:")[-1].split(",")
+    assert {"SimMIM", "Classifier", "Segmenter"} <= {c.strip() for c in compiled}, p.stdout[-500:]
+    ds = read_results(out / "tiny" / "results.nc")
+    assert "bf16 autocast" in ds.attrs["device"]
+    assert np.isfinite(ds.miou.values).all() and ((ds.miou >= 0) & (ds.miou <= 100)).all()
+    saved = sorted((out / "tiny" / "models").glob("*.pt"))
+    assert len(saved) == 8
+    for f in saved:  # saved from the module, not the compiled wrapper, and loadable as such
+        keys = torch.load(f, map_location="cpu", weights_only=False)["state_dict"].keys()
+        assert keys and not any("_orig_mod" in k for k in keys), f
+    assert type(load_model(saved[0])[0]).__name__ == "Segmenter"

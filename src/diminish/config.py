@@ -143,6 +143,7 @@ class RuntimeConfig:
     save_models: bool = False
     deterministic: bool = False
     compile: bool = False
+    mixed_precision: str | None = None  # "no" | "bf16" | "fp16"; None: Accelerate's own setting
     num_workers: int = 0
     checkpoint_every: float | None = None  # min seconds between epoch-end checkpoints; None: 0 on CPU, 30 else
 

@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-models", action="store_true", help="keep the fine-tuned weights (OUT/<name>/models/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per finished stage)")
     p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms (slower on GPU)")
+    p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=None,
+                   help="autocast precision for training and evaluation (weights, optimiser and losses stay "
+                        "fp32); default: what `accelerate launch`/`accelerate config` set, else no. bf16 is "
+                        "about 2x faster on GPUs and on CPUs with AVX512-BF16/AMX; it is recorded in results.nc")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile each training model (pays on GPUs for long stages; about a minute of "
+                        "compilation per model on a CPU)")
     p.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
                    help="write an epoch-end checkpoint only when S seconds have passed since the last one; "
                         "0: after every epoch (default: 0 on CPUs, 30 on GPUs)")
@@ -182,7 +189,7 @@ def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
     import torch
     from accelerate import Accelerator
 
-    kw = {}
+    kw = {"mixed_precision": rt.mixed_precision} if rt.mixed_precision else {}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         kw["cpu"] = True  # several processes on CPUs (torchrun/accelerate launch): DDP over gloo
     trackers = [t for t in cfg.trackers if _tracker_available(t)]
@@ -235,7 +242,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: RuntimeConfig) -> int:
     import torch
 
-    from . import engine
+    from . import engine, fastpath
     from .context import Context
 
     k, n = parse_shard(args.shard)
@@ -249,6 +256,7 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         acc = make_accelerator(cfg, store, rt)
+        fastpath.setup_device(acc.device)  # CPU: keep freed buffers in the process; CUDA: TF32 matmuls
         stop = engine.StopRequest().install()
         try:
             ctx = Context(cfg, rt, store, acc, stop=stop, fault=engine.Fault.from_env(),
@@ -283,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rt = RuntimeConfig(out_dir=Path(args.out), cache_dir=Path(args.cache_dir), progress=not args.no_progress,
                        save_models=args.save_models, deterministic=args.deterministic,
+                       compile=args.compile, mixed_precision=args.mixed_precision,
                        checkpoint_every=args.checkpoint_every)
     plan = build_plan(cfg)
     store = Store(rt.out_dir / cfg.name)

@@ -339,4 +339,6 @@ def _device_name(ctx: Context) -> str:
         name = torch.cuda.get_device_name(ctx.device)
     else:
         name = f"{ctx.device.type} ({torch.get_num_threads()} threads)"
-    return f"{name} x{ctx.acc.num_processes}" if ctx.acc.num_processes > 1 else name
+    name = f"{name} x{ctx.acc.num_processes}" if ctx.acc.num_processes > 1 else name
+    precision = ctx.acc.mixed_precision
+    return name if precision in (None, "no") else f"{name}, {precision} autocast"

@@ -41,12 +41,11 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
     import torch
     from tqdm.auto import tqdm
 
-    from . import engine
+    from . import engine, fastpath
 
     acc, store, d = ctx.acc, ctx.store, ctx.store.dir(stage)
     model.to(ctx.device)
-    fused = {"fused": True} if ctx.device.type == "cuda" else {}
-    opt = torch.optim.AdamW(model.parameters(), lr=sc.lr, weight_decay=sc.weight_decay, **fused)
+    opt = fastpath.make_optimizer(model.parameters(), sc.lr, sc.weight_decay, ctx.device)
     sched = _scheduler(opt, sc)
     state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "count": 0, "seconds": 0.0, "history": []}
     ck = d / "checkpoint.pt"
@@ -78,13 +77,15 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
         if not ctx.is_main:
             return
         atomic_torch_save(ck, {
-            "key": stage.key, "model": acc.unwrap_model(pmodel).state_dict(), "optimizer": opt.state_dict(),
+            "key": stage.key, "model": acc.unwrap_model(pmodel, keep_torch_compile=False).state_dict(),
+            "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "scaler": acc.scaler.state_dict() if acc.scaler else None,
             "state": state, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                                     "python": random.getstate()}})
         store.heartbeat(ctx.unit or stage)
 
     pmodel, popt = acc.prepare(model, opt)
+    pmodel = fastpath.maybe_compile(pmodel, ctx.rt.compile)  # the same parameters, a compiled forward
     steps = math.ceil(n_images / sc.batch_size) if n_images else 0
     bar = tqdm(total=sc.epochs * steps, initial=state["epoch"] * steps + state["step"], desc=stage.label,
                unit="step", leave=False, dynamic_ncols=True, disable=not (ctx.is_main and ctx.rt.progress))
@@ -136,4 +137,4 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
                 raise StageInterrupted(stage, epoch + 1, 0, d)
     finally:
         bar.close()
-    return acc.unwrap_model(pmodel), state
+    return acc.unwrap_model(pmodel, keep_torch_compile=False), state
