@@ -31,6 +31,8 @@ ANALYSIS_SRC := $(wildcard src/diminish/analysis/*.py src/diminish/analysis/*/*.
 # Python every report step imports (inputs, formatting, CLI) and the results reader.
 REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py \
                src/diminish/results.py src/diminish/config.py
+# numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
+NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py)
 FIG_CORE := $(REPORT_CORE) $(RP)/figures/__init__.py $(RP)/figures/_common.py
 FIGURE_NAMES := curves intermediate transfer compare examples
 FIGURES := $(addprefix $(PB)/figures/,$(addsuffix .pdf,$(FIGURE_NAMES)))
@@ -68,11 +70,11 @@ $(A)/report.json: $(RESULTS) $(PB)/results-path.txt $(ANALYSIS_SRC) | $(STAMP)
 $(ANALYSIS_OUT): $(A)/report.json ;
 
 # 2. numbers.tex: every number and direction word the prose cites
-$(PB)/numbers.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/numbers.py src/diminish/model.py
+$(PB)/numbers.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(NUMBERS_PY) src/diminish/model.py
 	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out $@
 
 # 3. tables (one script writes them all)
-$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(RP)/numbers.py $(RP)/render.py \
+$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(NUMBERS_PY) $(RP)/render.py \
              $(RP)/templates/table.tex.j2
 	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out-dir $(PB)/tables
 
@@ -86,7 +88,7 @@ $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
 	$(PAPER_PY) -m diminish.report figure $* $(REPORT_ARGS) --out $@
 
 # 5. paper.tex from the jinja2 template
-$(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(RP)/numbers.py \
+$(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \
                  $(RP)/templates/paper.tex.j2 $(PAPER_EXAMPLES)
 	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out $@
 
