@@ -51,7 +51,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--compile", action="store_true", help="add torch.compile rows (about a minute each)")
+    p.add_argument("--compile", action="store_true",
+                   help="add torch.compile rows, default and max-autotune (about a minute each)")
     p.add_argument("--only", default="", help="comma-separated row-name fragments to keep")
     a = p.parse_args()
     cpu = torch.device("cpu")
@@ -87,6 +88,8 @@ def main() -> None:
         if a.compile:
             cm = torch.compile(model)
             rows[f"train {name} current + torch.compile"] = train(CURRENT, dt, cm)
+            cm = torch.compile(model, mode="max-autotune-no-cudagraphs")  # inductor's C++ GEMM templates
+            rows[f"train {name} current + compile max-autotune"] = train(CURRENT, dt, cm)
     rows["eval fp32 no_grad"] = evaluate(torch.no_grad)
     rows["eval fp32 inference_mode"] = evaluate(torch.inference_mode)
     try:

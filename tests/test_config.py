@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from diminish import config
@@ -38,3 +40,16 @@ def test_partial_tables_merge_with_defaults_and_hash_changes():
 def test_bad_configs_name_the_key(text, match):
     with pytest.raises(ConfigError, match=match):
         config.loads(text, "bad.toml")
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for d in ("experiments", "benchmarks") for p in (REPO / d).glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads_and_plans(path):
+    from diminish.plan import build_plan
+
+    cfg = config.load(path)
+    plan = build_plan(cfg)
+    assert cfg.name and plan.evaluate, path

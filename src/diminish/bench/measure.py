@@ -164,7 +164,11 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
             "k": opts.many, "images_per_s": stacked.median, "rates": stacked.rates,
             "speedup_vs_single": statistics.median(ratios)}
     if opts.many > 1 and opts.many_processes and device.type == "cpu" and "finetune" in stages:
-        result.setdefault("many", {})["processes"] = many.many_processes(opts, cfg, log)
+        procs = many.many_processes(opts, cfg, log)
+        for v in procs.values():  # the machine's utilisation when the grid runs one process per core
+            if isinstance(v, dict):
+                v["mfu"] = v["images_per_s"] * stages["finetune"]["train_flops_per_image"] / mm.median
+        result.setdefault("many", {})["processes"] = procs
     result["projection"] = project_grid(cfg, stages)
     if stacked is not None:  # fine-tuning runs executed K at a time as stacked models
         faster = {**stages, "finetune": {**stages["finetune"],

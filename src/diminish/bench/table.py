@@ -53,7 +53,8 @@ def format_table(res: dict) -> str:
                      f"({m['speedup_vs_single']:.2f}x one model)")
     if "processes" in many:
         p = many["processes"]
-        parts = ", ".join(f"{k}: {v['images_per_s']:,.1f} img/s" for k, v in p.items() if k != "speedup")
+        parts = ", ".join(f"{k}: {v['images_per_s']:,.1f} img/s" + (f" (MFU {v['mfu']:.0%})" if "mfu" in v else "")
+                          for k, v in p.items() if k != "speedup")
         lines.append(f"fine-tuning processes x threads: {parts} (speedup {p['speedup']:.2f}x)")
     pr = res["projection"]
     secs = ", ".join(f"{s} {v / 3600:,.1f} h" for s, v in pr["seconds"].items() if v is not None)
