@@ -5,9 +5,10 @@ batch already on the device (indexing, augmentation and transfer happen inside t
 A *loss function* maps ``(model, batch)`` to ``(loss, n_images)``.
 
 Reproducibility contract (what makes an interrupted run resume bit-identically on CPU):
-* the data order of an epoch is a pure function of ``(seed, epoch)`` (:func:`epoch_order`),
+* the data order of an epoch is a pure function of the stage's seed parts and the epoch
+  (:func:`epoch_order`; the runner's parts are e.g. ``(seed, "finetune", F)``),
 * the randomness of a step (augmentation, SimMIM masks) comes from a generator re-seeded from
-  ``(seed, epoch, step, rank)`` by the source (:func:`derive_seed`), never from global state,
+  ``(*parts, epoch, rank, step)`` by the source (:func:`derive_seed`), never from global state,
 * so a run can restart at any step boundary given the model, optimiser and scheduler states.
 
 Signals: :class:`StopRequest` turns SIGINT/SIGTERM into a flag; the loop finishes the current step

@@ -14,7 +14,7 @@ Store (one folder per stage, under ``<out>/<name>/stages/<kind>/<key>/``)::
 Every file is written to a temporary name in the same folder and renamed into place. Lifecycle
 events of every stage are also appended to ``<out>/<name>/executions.jsonl``.
 
-Claims (``<out>/<name>/claims/<unit>.claim``) are created with ``O_CREAT | O_EXCL`` and hold the
+Claims (``<out>/<name>/claims/<kind>-<key>.claim``, one per unit of work) are created with ``O_CREAT | O_EXCL`` and hold the
 owner's pid, host and start time; a claim whose process is gone (same host) or whose file has not
 been touched for ``claim_timeout`` seconds (the owner touches it while it works) is stale and may
 be taken over.
