@@ -151,7 +151,7 @@ CONFIG_CASES = [
 @pytest.mark.parametrize("case,edit,fragments", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_bad_config_names_file_key_and_problem(case, edit, fragments, tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
-    cfg.write_text(edit(fi.GRID.format(data=tmp_path / "data", seeds=[0], epochs=2)))
+    cfg.write_text(edit(fi.write_config(cfg, tmp_path / "data").read_text()))
     assert run.main(["--all", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {cfg}") or f"error: {cfg}:" in err, err
@@ -182,7 +182,7 @@ SIZE_CASES = [
 def test_too_large_sizes_stop_before_any_training(case, old, new, message, synth, tmp_path):
     work, data = synth
     cfg = tmp_path / "big.toml"
-    cfg.write_text(fi.GRID.format(data=data, seeds=[0], epochs=2).replace(old, new, 1))
+    cfg.write_text(fi.write_config(cfg, data).read_text().replace(old, new, 1))
     with pytest.raises(SystemExit) as e:
         run.main(["--all", "--no-progress", "--config", str(cfg), "--out", str(tmp_path / "out"),
                   "--cache-dir", str(work / "reference-cache")])

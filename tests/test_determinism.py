@@ -20,17 +20,6 @@ fi = fault_tool()
 RECORD_KEYS = ("history", "final_loss", "accuracy", "miou", "iou", "confusion", "cache_hash")
 
 
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    """The reference run of the tiny grid (shared with test_faults through the session's temp folder)."""
-    work = tmp_path_factory.getbasetemp() / "reliability"
-    work.mkdir(exist_ok=True)
-    data = fi.make_data(work)
-    config = fi.write_config(work / "tiny.toml", data)
-    ref, _, _ = fi.reference(work, config)
-    return work, config, ref
-
-
 def run(config, out, cache, log, *extra, env=None):
     p = fi.start(config, out, cache, log, *extra, env=env)
     p.wait(timeout=300)

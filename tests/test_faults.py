@@ -25,17 +25,6 @@ pytestmark = pytest.mark.slow
 fi = fault_tool()
 
 
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    """Shared work folder (also used by test_determinism), data, config and the reference run."""
-    work = tmp_path_factory.getbasetemp() / "reliability"
-    work.mkdir(exist_ok=True)
-    data = fi.make_data(work)
-    config = fi.write_config(work / "tiny.toml", data)
-    ref, _, _ = fi.reference(work, config)
-    return work, config, ref
-
-
 def run(config: Path, out: Path, cache: Path, log: Path, *extra: str, env: dict | None = None, timeout=300):
     p = fi.start(config, out, cache, log, *extra, env=env)
     p.wait(timeout=timeout)

@@ -57,7 +57,7 @@ GRID = """
 name = "tiny"
 seeds = {seeds}
 synthetic = true
-description = "fault-injection grid"
+description = "tiny synthetic test grid (tools/fault_injection.py, tests/)"
 
 [model]
 depth = 1
@@ -92,7 +92,7 @@ batch_size = 12
 sizes = [8, 16]
 test_size = 12
 epochs = {epochs}
-lr = 2e-3
+lr = {ft_lr}
 weight_decay = 1e-4
 gamma = 0.5
 milestones = [1]
@@ -113,8 +113,12 @@ def make_data(work: Path) -> Path:
     return data
 
 
-def write_config(path: Path, data: Path, seeds: tuple[int, ...] = (0,), epochs: int = 2) -> Path:
-    path.write_text(GRID.format(data=data, seeds=list(seeds), epochs=epochs))
+def write_config(path: Path, data: Path, seeds: tuple[int, ...] = (0,), epochs: int = 2, ft_lr: float = 2e-3) -> Path:
+    """The tiny grid's TOML (also the runner tests' grid) written to ``path``."""
+    import numpy as np
+
+    lr = np.format_float_scientific(ft_lr, trim="-", exp_digits=1)  # 2e-3 stays "2e-3" in the text
+    path.write_text(GRID.format(data=data, seeds=list(seeds), epochs=epochs, ft_lr=lr))
     return path
 
 
