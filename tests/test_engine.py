@@ -125,3 +125,20 @@ def test_evaluate_counts_every_prediction_once_and_restores_train_mode(acc):
         for t, p in zip(y, model(x).argmax(1)):
             expect[t, p] += 1
     assert torch.equal(cm, expect)
+
+
+def test_deferred_loss_checks_as_on_gpus_keep_totals_and_name_the_first_bad_step(acc):
+    """GPUs check the losses every 25 steps (no host sync per step); the totals must not change
+    and a NaN must still be reported at the step where it happened, not where it was noticed."""
+    model, opt = fresh()
+    every = train_one_epoch(model, opt, loss_fn, Source(), accelerator=acc, kind="t", epoch=0, where="t")
+    model2, opt2 = fresh()
+    calls = []
+    deferred = train_one_epoch(model2, opt2, loss_fn, Source(), accelerator=acc, kind="t", epoch=0, where="t",
+                               sync_every=3, on_sync=lambda step, loss, ips: calls.append(step))
+    assert calls == [2, 4]  # after 3 steps, then at the epoch's end (5 steps)
+    assert deferred.count == every.count == 40 and deferred.loss_sum == pytest.approx(every.loss_sum, rel=1e-12)
+    model3, opt3 = fresh()
+    with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 1"):
+        train_one_epoch(model3, opt3, loss_fn, Source(), accelerator=acc, kind="t", epoch=0, where="t",
+                        sync_every=25, fault=Fault("nan@t:0:1"))
