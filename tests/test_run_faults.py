@@ -81,3 +81,51 @@ def test_ddp_on_two_cpu_processes_fills_the_grid(setup):
     events = [json.loads(x) for x in (out / "tiny" / "executions.jsonl").read_text().splitlines()]
     assert len({e["pid"] for e in events}) == 1  # only the main process writes
     assert set(_done_counts(out).values()) == {1}
+
+
+def test_jobs_runs_worker_processes_that_share_the_grid(setup):
+    import os
+
+    base, common, clean = setup
+    out = base / "jobs"
+    code, stdout, err = run_cli("--all", "--out", str(out), "--jobs", "2", "--poll", "0.2", *common)
+    assert code == 0, err
+    assert "2 worker processes" in stdout
+    counts = _done_counts(out)
+    assert set(counts.values()) == {1} and len(counts) == 1 + 2 + 8 + 8
+    events = [json.loads(x) for x in (out / "tiny" / "executions.jsonl").read_text().splitlines()]
+    assert len({e["pid"] for e in events if e["event"] == "done"}) == 2  # both workers trained
+    ds = read_results(out / "tiny" / "results.nc")
+    if (os.cpu_count() or 1) // 2 == 1:  # one thread per worker, as in the clean run: bit-identical
+        assert_same_metrics(ds, clean)
+    else:
+        assert bool(ds.miou.notnull().all())
+
+
+def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
+    """More workers than GPUs put several on each GPU (many small runs at once); none is left idle."""
+    import argparse
+
+    from diminish import schedule
+
+    envs = []
+
+    class FakeProcess:
+        pid = 0
+
+        def __init__(self, cmd, env):
+            envs.append(env)
+
+        def wait(self):
+            return 1  # pretend the workers failed: run_jobs returns before assembling
+
+    monkeypatch.setattr(schedule, "_cuda_count", lambda: 2)
+    monkeypatch.setattr(schedule.subprocess, "Popen", FakeProcess)
+    args = argparse.Namespace(jobs=5, shard="0/1", claim_timeout=1.0)
+    assert schedule.run_jobs(args, ["--all", "--jobs", "5"], None, None, None) == 1
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1", "0"]
+    monkeypatch.setattr(schedule, "_cuda_count", lambda: 0)
+    envs.clear()
+    schedule.run_jobs(argparse.Namespace(jobs=2, shard="0/1", claim_timeout=1.0), [], None, None, None)
+    assert len(envs) == 2  # no GPUs: the workers' GPU visibility is left as it was
+    assert {e.get("CUDA_VISIBLE_DEVICES") for e in envs} == {__import__("os").environ.get("CUDA_VISIBLE_DEVICES")}

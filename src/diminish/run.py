@@ -51,8 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--status", action="store_true", help="print done/running/pending/failed counts of the grid")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="this job's share of the work among N jobs (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=1, metavar="J",
-                   help="run J worker processes on this machine, each a shard with cores/J threads "
-                        "(one GPU each when there are J GPUs); default: %(default)s")
+                   help="run J worker processes on this machine, each a shard with cores/J threads; "
+                        "GPUs are dealt round-robin, so J > GPUs runs several small stages per GPU at "
+                        "once; default: %(default)s")
     p.add_argument("--no-assemble", action="store_true", help=argparse.SUPPRESS)  # --jobs workers
     p.add_argument("--out", default="results", help="output root; results go to OUT/<name>/ (default: %(default)s)")
     p.add_argument("--cache-dir", default="cache", help="preprocessed dataset caches (default: %(default)s)")

@@ -170,12 +170,13 @@ def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store
     kids = []
     for i in range(j):
         e = dict(env)
-        if gpus >= j:
-            e["CUDA_VISIBLE_DEVICES"] = str(i)
+        if gpus:  # dealt round-robin: J > GPUs puts several small runs on each GPU at once
+            e["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
         cmd = [sys.executable, "-m", "diminish.run", *rest, "--no-progress", "--no-assemble",
                "--shard", f"{k * j + i}/{n * j}"]
         kids.append(subprocess.Popen(cmd, env=e))
-    print(f"{j} worker processes ({threads} CPU threads each{', one GPU each' if gpus >= j else ''}): "
+    per_gpu = "" if not gpus else ", one GPU each" if gpus >= j else f", {-(-j // gpus)} at most per GPU"
+    print(f"{j} worker processes ({threads} CPU threads each{per_gpu}): "
           f"pids {' '.join(str(p.pid) for p in kids)}", flush=True)
 
     def forward(signum, frame):  # noqa: ARG001
