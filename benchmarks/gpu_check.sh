@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every GPU check of the performance issue, in one call, on one H100: at most 460 s of step
+# Every GPU check of the performance issue, in one call, on one H100: at most 550 s of step
 # limits (typically ~4-5 min).
 #
-#   run(command="bash benchmarks/gpu_check.sh", carry=["benchmarks/wheels"], timeout_s=540)
+#   run(command="bash benchmarks/gpu_check.sh", carry=["benchmarks/wheels"], timeout_s=600)
 #
 # Needs: a python with CUDA torch (the machine's, or .venv's if carried); the repository tree.
 # Optional: benchmarks/wheels/ with vit-pytorch and einops wheels for the reference rows, made here
@@ -69,6 +69,37 @@ step bf16_foreach 35 --dtype bf16 --optimizer foreach --stages finetune --repeat
 #    and at batch 1024 (the throughput case)
 [ "$DRY_RUN" = 1 ] || step compile_b64 110 --dtype bf16 --stages finetune --compile-mode reduce-overhead --repeats 3 --target-seconds 0.5 --no-data --no-reference --no-eval
 [ "$DRY_RUN" = 1 ] || step compile_b1024 80 --dtype bf16 --stages finetune --compile --batch-size 1024 --repeats 3 --target-seconds 0.5 --no-data --no-reference --no-eval
+
+# 5. the runner itself on the GPU (host work per step would show here, not on a CPU):
+#    benchmarks/runner_speed.toml with 30 epochs per stage (~90k image-steps) on synthetic data,
+#    bf16; per-epoch rates from the stage logs next to the bench's rows above
+runner() {
+  local limit=${RUNNER_LIMIT:-90} name=runner
+  echo "== $name (limit ${limit}s, $(( $(date +%s) - START ))s elapsed)"
+  local work; work=$(mktemp -d)
+  sed 's/^epochs = 2$/epochs = '"${RUNNER_EPOCHS:-30}"'/; s#"data/synth/#"'"$work"'/synth/#' benchmarks/runner_speed.toml > "$work/runner.toml"
+  timeout "$limit" bash -c "
+    '$PY' -m diminish.data synth --out '$work/synth' &&
+    /usr/bin/time -f 'runner wall %e s' '$PY' -m diminish.run --config '$work/runner.toml' --all --no-progress \
+      --mixed-precision bf16 --out '$work/out' --cache-dir '$work/cache'" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  "$PY" - "$work/out/runner-speed" > "$OUT/$name.txt" 2>>"$OUT/$name.log" <<'PYEOF'
+import json, statistics, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+for kind in ("pretrain", "intermediate", "finetune"):
+    rates = [e["images_per_s"] for f in sorted(root.glob(f"stages/{kind}/*/log.jsonl"))
+             for e in map(json.loads, f.read_text().splitlines()) if e.get("event") == "epoch" and e.get("images_per_s")]
+    if rates:
+        print(f"runner {kind:<12} epochs {len(rates):>3}  median {statistics.median(rates):>10,.0f} img/s  "
+              f"max {max(rates):>10,.0f} img/s")
+PYEOF
+  grep -h "runner wall" "$OUT/$name.log" >> "$OUT/$name.txt"
+  cat "$OUT/$name.txt"
+  [ $rc -eq 0 ] || { echo "!! $name exited $rc; last log lines:"; tail -5 "$OUT/$name.log"; }
+}
+# (DRY_RUN skips it; DRY_RUN=1 RUNNER=1 RUNNER_EPOCHS=1 RUNNER_LIMIT=400 runs it on a CPU in ~3 min)
+[ "$DRY_RUN" = 1 ] && [ "${RUNNER:-0}" != 1 ] || runner
 
 {
   echo "gpu_check finished in $(( $(date +%s) - START ))s"
