@@ -65,8 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "fp32); default: what `accelerate launch`/`accelerate config` set, else no. bf16 is "
                         "about 2x faster on GPUs and on CPUs with AVX512-BF16/AMX; it is recorded in results.nc")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile each training model (pays on GPUs for long stages; about a minute of "
-                        "compilation per model on a CPU)")
+                   help="torch.compile each training model: pays on GPUs for long stages; costs one compile "
+                        "per model kind and process (about 40 s cold on a CPU, reused by later stages)")
     p.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
                    help="write an epoch-end checkpoint only when S seconds have passed since the last one; "
                         "0: after every epoch (default: 0 on CPUs, 30 on GPUs)")

@@ -77,15 +77,14 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
         if not ctx.is_main:
             return
         atomic_torch_save(ck, {
-            "key": stage.key, "model": acc.unwrap_model(pmodel, keep_torch_compile=False).state_dict(),
-            "optimizer": opt.state_dict(),
+            "key": stage.key, "model": acc.unwrap_model(pmodel).state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "scaler": acc.scaler.state_dict() if acc.scaler else None,
             "state": state, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                                     "python": random.getstate()}})
         store.heartbeat(ctx.unit or stage)
 
-    pmodel, popt = acc.prepare(model, opt)
-    pmodel = fastpath.maybe_compile(pmodel, ctx.rt.compile)  # the same parameters, a compiled forward
+    pmodel, popt = acc.prepare(model, opt)  # pmodel, not the compiled wrapper, is saved and returned
+    fmodel = fastpath.maybe_compile(pmodel, ctx.rt.compile)  # the same parameters, a compiled forward
     steps = math.ceil(n_images / sc.batch_size) if n_images else 0
     bar = tqdm(total=sc.epochs * steps, initial=state["epoch"] * steps + state["step"], desc=stage.label,
                unit="step", leave=False, dynamic_ncols=True, disable=not (ctx.is_main and ctx.rt.progress))
@@ -104,7 +103,7 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
         for epoch in range(state["epoch"], sc.epochs):
             done_steps[0] = state["step"]
             res = engine.train_one_epoch(
-                pmodel, popt, loss_fn, make_batches(epoch), accelerator=acc, kind=stage.kind, epoch=epoch,
+                fmodel, popt, loss_fn, make_batches(epoch), accelerator=acc, kind=stage.kind, epoch=epoch,
                 where=stage.label, start_step=state["step"], loss_sum=state["loss_sum"], count=state["count"],
                 grad_clip=sc.grad_clip, stop=ctx.stop, sync_every=ctx.sync_every, on_sync=on_sync,
                 fault=ctx.fault)
@@ -137,4 +136,4 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
                 raise StageInterrupted(stage, epoch + 1, 0, d)
     finally:
         bar.close()
-    return acc.unwrap_model(pmodel, keep_torch_compile=False), state
+    return acc.unwrap_model(pmodel), state
