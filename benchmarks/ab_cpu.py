@@ -39,6 +39,20 @@ def sdpa_unbind(self, x):
     return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
 
 
+def sdpa_contiguous(self, x):  # q, k, v copied to contiguous (B, H, N, Dh) blocks first
+    b, n, _ = x.shape
+    qkv = self.to_qkv(self.norm(x)).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4).contiguous()
+    out = F.scaled_dot_product_attention(*qkv.unbind(0))
+    return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+
+
+def sdpa_math(self, x):  # torch's reference (unfused) SDPA backend
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        return sdpa_unbind(self, x)
+
+
 def explicit(self, x):  # the written-out product (the current path under bf16 on a CPU)
     b, n, _ = x.shape
     q, k, v = self.to_qkv(self.norm(x)).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
@@ -85,6 +99,8 @@ def main() -> None:
         rows[f"train {name} attention=sdpa qkv[i] (first)"] = train(sdpa_index, dt)
         rows[f"train {name} attention=sdpa unbind"] = train(sdpa_unbind, dt)
         rows[f"train {name} attention=explicit"] = train(explicit, dt)
+        rows[f"train {name} attention=sdpa contiguous"] = train(sdpa_contiguous, dt)
+        rows[f"train {name} attention=sdpa math backend"] = train(sdpa_math, dt)
         if a.compile:
             cm = torch.compile(model)
             rows[f"train {name} current + torch.compile"] = train(CURRENT, dt, cm)
