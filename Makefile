@@ -34,8 +34,8 @@ demo: $(STAMP)  ## synthetic data -> grid -> results.nc -> analysis -> paper PDF
 	$(PY) -m diminish.run --config experiments/demo.toml --all --jobs 2
 	$(MAKE) paper RESULTS=$(DEMO_RESULTS)
 
-bench: $(STAMP)  ## throughput benchmark on this device (installs vit-pytorch for the reference row)
+bench: $(STAMP)  ## throughput benchmark on this device (installs vit-pytorch for the reference row); BENCH_ARGS="--quick" etc.
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) -m diminish.bench
+	$(PY) -m diminish.bench $(BENCH_ARGS)
 
 -include paper/paper.mk
