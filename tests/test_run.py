@@ -204,3 +204,22 @@ def test_bf16_autocast_and_compile_switches_run_the_grid_and_are_recorded(tiny, 
         keys = torch.load(f, map_location="cpu", weights_only=False)["state_dict"].keys()
         assert keys and not any("_orig_mod" in k for k in keys), f
     assert type(load_model(saved[0])[0]).__name__ == "Segmenter"
+
+
+def test_assembly_warns_when_stages_saw_different_versions_of_a_dataset(tiny, tmp_path, capsys):
+    import shutil
+
+    base, _, args = tiny
+    out = tmp_path / "out"
+    shutil.copytree(base / "out", out)
+    args = [a if a != str(base / "out") else str(out) for a in args]
+    assert run.main(["--all", *args]) == 0
+    assert "mixes" not in capsys.readouterr().err
+    record = sorted((out / "tiny" / "stages" / "evaluate").glob("*/record.json"))[0]
+    rec = json.loads(record.read_text())
+    rec["cache_hash"] = "0" * 16  # as if the pets folder had changed before this cell was evaluated
+    record.write_text(json.dumps(rec))
+    assert run.main(["--all", *args]) == 0
+    err = capsys.readouterr().err
+    assert "results.nc mixes pets data versions" in err and "0" * 16 in err
+    assert "0" * 16 in read_results(out / "tiny" / "results.nc").attrs["cache_hash_pets"]

@@ -9,6 +9,7 @@ import contextlib
 import datetime as _dt
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from . import __version__
@@ -55,6 +56,11 @@ def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
     done = {k: [s for s in plan.stages(k) if store.is_done(s)] for k in KINDS}
     recs = {k: [store.record(s) for s in v] for k, v in done.items()}
     attrs = provenance(cfg, rt, recs)
+    for name in ("pets", "intel", "imagenet"):
+        if "," in attrs[f"cache_hash_{name}"]:  # stages trained on different contents of one dataset
+            print(f"warning: results.nc mixes {name} data versions (cache hashes {attrs[f'cache_hash_{name}']}): "
+                  f"the dataset changed under {getattr(cfg.data, f'{name}_root')} after some stages finished; "
+                  "rerun in a new --out folder for consistent results", file=sys.stderr, flush=True)
     ds = results.from_records(cfg.pretrain.sizes, cfg.intermediate.conditions, cfg.finetune.sizes, cfg.seeds,
                               recs["evaluate"], recs["pretrain"], recs["intermediate"], attrs)
     path = results.write_results(ds, store.root / "results.nc")
