@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from diminish.context import Batches, DeviceData
 
@@ -54,3 +55,64 @@ def test_batches_reseed_per_step_so_a_step_does_not_depend_on_the_ones_before():
     again = Batches(data, index, make, seed_parts=(0, "finetune", 12, 0, 0))
     assert torch.equal(again[2], in_order[2])  # step 2 alone, as after a resume at step 2
     assert not torch.equal(in_order[0] - in_order[0].floor(), in_order[1] - in_order[1].floor())
+
+
+class HostToDevice(TorchFunctionMode):
+    """Records the host-to-device copies that make the host wait for the device (on CUDA: a sync
+    with all queued work). Exempt are copies of pinned tensors with ``non_blocking=True``;
+    ``pin_memory`` is recorded, not run (no CUDA here). Run on the meta device, standing in for a GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocking, self.pinned = [], set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.pin_memory:
+            self.pinned.add(id(args[0]))
+            return args[0]
+        if func in (torch.tensor, torch.as_tensor) and torch.device(kwargs.get("device") or "cpu").type != "cpu":
+            self.blocking.append(f"torch.{func.__name__}(..., device={kwargs['device']})")
+        if func is torch.Tensor.to and args[0].device.type == "cpu":
+            target = kwargs.get("device", next((a for a in args[1:] if isinstance(a, (str, torch.device))), None))
+            if target is not None and torch.device(target).type != "cpu":
+                if not (kwargs.get("non_blocking") and id(args[0]) in self.pinned):
+                    self.blocking.append(f"Tensor.to({target}, non_blocking={kwargs.get('non_blocking')})")
+        return func(*args, **kwargs)
+
+
+def test_a_device_resident_step_never_waits_for_the_device():
+    """Between the engine's syncs (every 25 steps on GPUs) a step's batch delivery (index, gather,
+    augmentation, normalisation, SimMIM mask) copies nothing from the host that would block."""
+    from diminish.data.transforms import cls_augment, normalize, seg_augment, simmim_augment
+    from diminish.model import ViNy, ViNyConfig
+    from diminish.simmim import SimMIM
+
+    meta = torch.device("meta")
+    cache = FakeCache()
+    data = DeviceData(cache, meta)
+    data.on_device = True
+    data._t = {k: torch.from_numpy(getattr(cache, k).copy()).to(meta) for k in ("images", "masks")}
+    simmim = SimMIM(ViNy(ViNyConfig(image_size=32, dim=8, depth=1, heads=1, dim_head=8, mlp_dim=8)))
+    normalize(data._t["images"][:1])  # per-device constants may be made once, before the first step
+    with HostToDevice() as rec:
+        for _step in range(2):
+            raw = data.take(np.array([7, 2, 11, 5]))
+            assert raw["images"].device == meta and raw["images"].shape == (4, 3, 8, 8)
+            seg_augment(raw["images"], raw["masks"])
+            simmim_augment(raw["images"])
+            cls_augment(raw["images"])
+            simmim.random_mask(4, meta)
+    assert rec.blocking == []
+    assert len(rec.pinned) == 2  # the index went over pinned, once per step
+
+
+def test_the_host_to_device_recorder_sees_blocking_copies():
+    meta = torch.device("meta")
+    with HostToDevice() as rec:
+        torch.tensor([1.0, 2.0], device=meta)
+        torch.from_numpy(np.arange(3)).to(meta)
+        torch.from_numpy(np.arange(3)).to(meta, non_blocking=True)  # pageable: may still sync
+        torch.from_numpy(np.arange(3)).pin_memory().to(meta, non_blocking=True)  # the one allowed
+        torch.zeros(3).to("cpu")
+    assert len(rec.blocking) == 3 and len(rec.pinned) == 1

@@ -41,7 +41,10 @@ class DeviceData:
         idx = np.sort(np.asarray(idx, dtype=np.int64))
         out = {"n": len(idx)}
         if self.on_device:
-            t = torch.from_numpy(idx).to(self.device)
+            t = torch.from_numpy(idx)
+            if self.device.type != "cpu":  # a blocking copy from pageable memory would sync every step
+                t = t.pin_memory()
+            t = t.to(self.device, non_blocking=True)
             out.update({k: v[t] for k, v in self._t.items()})
             return out
         for name in ("images", "masks", "labels"):

@@ -48,11 +48,27 @@ def _check_generator(generator: torch.Generator | None, x: torch.Tensor) -> None
         raise ValueError(f"generator is on {generator.device} but the batch is on {x.device}")
 
 
+_NORM_CONSTANTS: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _norm_constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, 1 / std) in uint8 pixel units, (1, 3, 1, 1) on ``device``, made once per device.
+
+    Building them at every call would copy host data to the device at every step, and on CUDA such
+    a copy (from pageable memory, blocking) waits for all queued work: one sync per batch.
+    """
+    if device not in _NORM_CONSTANTS:
+        with torch.inference_mode(False):  # ordinary tensors even when first asked for in evaluation
+            mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
+            inv_std = 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
+            _NORM_CONSTANTS[device] = (mean.to(device), inv_std.to(device))
+    return _NORM_CONSTANTS[device]
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float32 ImageNet-normalised (B, 3, H, W)."""
     _check_batch(x)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255.0
-    inv_std = 1.0 / (torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255.0)
+    mean, inv_std = _norm_constants(x.device)
     return x.float().sub_(mean).mul_(inv_std)
 
 
