@@ -129,3 +129,25 @@ def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
     schedule.run_jobs(argparse.Namespace(jobs=2, shard="0/1", claim_timeout=1.0), [], None, None, None)
     assert len(envs) == 2  # no GPUs: the workers' GPU visibility is left as it was
     assert {e.get("CUDA_VISIBLE_DEVICES") for e in envs} == {__import__("os").environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def test_ddp_pretraining_without_the_cls_token(setup, tmp_path):
+    """SimMIM with cls_in_pretrain = false leaves the CLS token unused; DDP must accept that."""
+    import os
+    import subprocess
+    import sys
+
+    from _runner import REPO
+
+    base, common, _ = setup
+    i = common.index("--config") + 1
+    cfg = tmp_path / "nocls.toml"
+    cfg.write_text(open(common[i]).read() + "\n[simmim]\ncls_in_pretrain = false\n")
+    args = [*common[:i], str(cfg), *common[i + 1:]]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "diminish.run",
+           "--all", "--no-progress", "--out", str(tmp_path / "out"), *args]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    ds = read_results(tmp_path / "out" / "tiny" / "results.nc")
+    assert bool(ds.pretrain_loss.sel(pretrain=16).notnull().all()) and bool(ds.miou.notnull().all())

@@ -193,6 +193,10 @@ def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
     kw = {"mixed_precision": rt.mixed_precision} if rt.mixed_precision else {}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         kw["cpu"] = True  # several processes on CPUs (torchrun/accelerate launch): DDP over gloo
+    if not cfg.simmim.cls_in_pretrain:  # SimMIM leaves the CLS token out: DDP must allow an unused parameter
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        kw["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     trackers = [t for t in cfg.trackers if _tracker_available(t)]
     if trackers:
         kw.update(log_with=trackers, project_dir=str(store.root / "trackers"))
