@@ -116,3 +116,17 @@ def test_the_host_to_device_recorder_sees_blocking_copies():
         torch.from_numpy(np.arange(3)).pin_memory().to(meta, non_blocking=True)  # the one allowed
         torch.zeros(3).to("cpu")
     assert len(rec.blocking) == 3 and len(rec.pinned) == 1
+
+
+def test_gpu_cache_budget_is_a_quarter_of_the_card_split_among_its_workers(monkeypatch):
+    from types import SimpleNamespace
+
+    from diminish import context
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=80 << 30))
+    cuda = torch.device("cuda")
+    monkeypatch.delenv("DIMINISH_WORKERS_PER_GPU", raising=False)
+    assert context.resident_budget(cuda) == 20 << 30  # 200k ImageNet (9.8 GB) + Intel + Pets fit
+    monkeypatch.setenv("DIMINISH_WORKERS_PER_GPU", "8")
+    assert context.resident_budget(cuda) == (20 << 30) // 8  # ImageNet stays in host memory
+    assert context.resident_budget(torch.device("cpu")) == 0

@@ -124,6 +124,7 @@ def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
     args = argparse.Namespace(jobs=5, shard="0/1", claim_timeout=1.0)
     assert schedule.run_jobs(args, ["--all", "--jobs", "5"], None, None, None) == 1
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1", "0"]
+    assert [e["DIMINISH_WORKERS_PER_GPU"] for e in envs] == ["3", "2", "3", "2", "3"]  # they split its memory
     monkeypatch.setattr(schedule, "_cuda_count", lambda: 0)
     envs.clear()
     schedule.run_jobs(argparse.Namespace(jobs=2, shard="0/1", claim_timeout=1.0), [], None, None, None)

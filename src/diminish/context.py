@@ -10,11 +10,25 @@ from .plan import Stage
 from .store import Store
 
 
+def resident_budget(device) -> int:
+    """Bytes of dataset caches one process may keep on its GPU: a quarter of the card's memory,
+    split among the ``--jobs`` workers that share the card (``DIMINISH_WORKERS_PER_GPU``); 0 off CUDA."""
+    import os
+
+    import torch
+
+    if device.type != "cuda":
+        return 0
+    share = max(1, int(os.environ.get("DIMINISH_WORKERS_PER_GPU", "1")))
+    return torch.cuda.get_device_properties(device).total_memory // 4 // share
+
+
 class DeviceData:
     """A cache's arrays, indexed by batch and delivered on the device as tensors.
 
     On a CUDA device a cache that fits ``max_bytes`` is copied there once as uint8 and indexed in
-    place; otherwise batches are gathered from the memory map and transferred.
+    place; otherwise batches are gathered from the memory map and transferred. The runner's
+    ``max_bytes`` is what is left of :func:`resident_budget` after the caches already moved.
     """
 
     def __init__(self, cache, device, max_bytes: int = 12 << 30) -> None:
@@ -89,6 +103,7 @@ class Context:
         self.is_main = accelerator.is_main_process
         self.stop, self.fault, self.claim_timeout = stop, fault, claim_timeout
         self.sync_every = 1 if self.device.type == "cpu" else 25
+        self.resident_left = resident_budget(self.device)  # bytes of caches that may still move to the GPU
         self._caches: dict = {}
         self._data: dict = {}
         self.trackers = None
@@ -124,7 +139,9 @@ class Context:
 
     def data(self, dataset: str, split: str = "train") -> DeviceData:
         if (dataset, split) not in self._data:
-            self._data[dataset, split] = DeviceData(self.cache(dataset, split), self.device)
+            d = DeviceData(self.cache(dataset, split), self.device, max_bytes=self.resident_left)
+            self.resident_left -= sum(t.nbytes for t in d._t.values())
+            self._data[dataset, split] = d
         return self._data[dataset, split]
 
     def index_batches(self, order, batch_size: int) -> list:

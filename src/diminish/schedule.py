@@ -172,6 +172,7 @@ def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store
         e = dict(env)
         if gpus:  # dealt round-robin: J > GPUs puts several small runs on each GPU at once
             e["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
+            e["DIMINISH_WORKERS_PER_GPU"] = str(sum(1 for w in range(j) if w % gpus == i % gpus))
         cmd = [sys.executable, "-m", "diminish.run", *rest, "--no-progress", "--no-assemble",
                "--shard", f"{k * j + i}/{n * j}"]
         kids.append(subprocess.Popen(cmd, env=e))
