@@ -62,3 +62,16 @@ def test_overfits_a_tiny_batch(cls_in):
         opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < 0.5 * first
+
+
+def test_forward_with_a_given_mask_compiles_to_one_graph():
+    """The runner draws masks in the batch source and passes them in, so --compile sees one graph
+    (handing the model a Generator instead breaks the graph in two)."""
+    import torch._dynamo as dynamo
+
+    model = SimMIM(ViNy(ViNyConfig(depth=1, dim=32, heads=2, dim_head=16, mlp_dim=64)), SimMIMConfig())
+    x = torch.randn(2, 3, 128, 128)
+    mask = model.random_mask(2, generator=torch.Generator().manual_seed(0))
+    dynamo.reset()
+    e = dynamo.explain(model)(x, mask=mask)
+    assert (e.graph_count, e.graph_break_count) == (1, 0)

@@ -101,11 +101,12 @@ def run_pretrain(ctx: Context, stage: Stage) -> dict:
     model = SimMIM(backbone, cfg.simmim)
     parts = (stage.seed, "pretrain", stage.pretrain)
 
-    def make(raw, gen):
-        return {"x": simmim_augment(raw["images"], gen), "gen": gen, "n": raw["n"]}
+    def make(raw, gen):  # the mask is drawn here, after the crops, so the model sees only tensors
+        x = simmim_augment(raw["images"], gen)  # (B, C, H, W)
+        return {"x": x, "mask": model.random_mask(x.shape[0], generator=gen), "n": raw["n"]}  # mask (B, L)
 
     def loss_fn(m, b):
-        return m(b["x"], generator=b["gen"]), b["n"]
+        return m(b["x"], mask=b["mask"]), b["n"]
 
     batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
     model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx))
