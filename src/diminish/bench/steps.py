@@ -62,9 +62,15 @@ def make_batch(stage: str, cfg: ExperimentConfig, batch: int, device: torch.devi
     return out
 
 
+def simmim_loss(model, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The SimMIM loss with the mask drawn outside the (possibly compiled) model, as the runner does."""
+    mask = getattr(model, "_orig_mod", model).random_mask(x.shape[0], x.device, generator)  # (B, L)
+    return model(x, mask=mask)
+
+
 def loss_of(stage: str, model, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
     if stage == "pretrain":
-        return model(batch["x"], generator=generator)
+        return simmim_loss(model, batch["x"], generator)
     return F.cross_entropy(model(batch["x"]), batch["y"])
 
 
@@ -90,7 +96,7 @@ def eval_step_fn(stage: str, model, batch: dict, device, dtype, generator=None) 
         model.eval()
         with fastpath.eval_context(device, dtype):
             if stage == "pretrain":
-                return model(batch["x"], generator=generator)
+                return simmim_loss(model, batch["x"], generator)
             return model(batch["x"]).argmax(1)
 
     return step
