@@ -40,6 +40,7 @@ def test_device_resident_batches_equal_memory_map_batches():
         assert a[k].dtype == b[k].dtype == torch.uint8
         assert torch.equal(a[k], b[k]), k
     assert torch.equal(a["images"], torch.from_numpy(cache.images[np.sort(idx)]))
+    assert (mapped.resident_bytes, resident.resident_bytes) == (0, cache.images.nbytes + cache.masks.nbytes)
 
 
 def test_batches_reseed_per_step_so_a_step_does_not_depend_on_the_ones_before():

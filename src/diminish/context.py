@@ -48,6 +48,11 @@ class DeviceData:
     def __len__(self) -> int:
         return len(self.cache)
 
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes this cache holds on the device (0 when batches come from the memory map)."""
+        return sum(t.nbytes for t in self._t.values())
+
     def take(self, idx) -> dict:
         import numpy as np
         import torch
@@ -140,7 +145,7 @@ class Context:
     def data(self, dataset: str, split: str = "train") -> DeviceData:
         if (dataset, split) not in self._data:
             d = DeviceData(self.cache(dataset, split), self.device, max_bytes=self.resident_left)
-            self.resident_left -= sum(t.nbytes for t in d._t.values())
+            self.resident_left -= d.resident_bytes
             self._data[dataset, split] = d
         return self._data[dataset, split]
 
