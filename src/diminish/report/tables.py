@@ -224,6 +224,11 @@ def _paired_rows(df: pd.DataFrame, keys: list[str]) -> list[list[list]]:
     return groups
 
 
+# the columns of both per-cell paired tables
+_PAIRED_HEADER = [["Pre-train", "Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI", Tex("$d_z$"), Tex("$p_t$"),
+                   Tex("$p_{\\mathrm{perm}}$"), Tex("$p_{\\mathrm{Holm}}$")]]
+
+
 @table("paired_intermediate")
 def paired_intermediate(inp: Inputs) -> str | None:
     df = inp.analysis.paired_intermediate
@@ -233,9 +238,7 @@ def paired_intermediate(inp: Inputs) -> str | None:
     method = ", ".join(sorted(df["method"].astype(str).unique()))
     return _tab(f"Intermediate fine-tuning effect on {METRIC_LABEL[inp.metric]} per cell: with minus without "
                 f"Intel fine-tuning, paired by seed (method: {method}).", "tab:paired-intermediate", "rrcccrrrr",
-                [["Pre-train", "Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI", Tex("$d_z$"), Tex("$p_t$"),
-                  Tex("$p_{\\mathrm{perm}}$"), Tex("$p_{\\mathrm{Holm}}$")]],
-                _paired_rows(df, ["pretrain", "finetune"]), size=r"\footnotesize")
+                _PAIRED_HEADER, _paired_rows(df, ["pretrain", "finetune"]), size=r"\footnotesize")
 
 
 @table("paired_pretrain")
@@ -246,9 +249,7 @@ def paired_pretrain(inp: Inputs) -> str | None:
         return None
     return _tab(f"Pre-training effect on {METRIC_LABEL[inp.metric]} per cell without intermediate fine-tuning: "
                 f"pre-trained minus from scratch, paired by seed.", "tab:paired-pretrain", "rrcccrrrr",
-                [["Pre-train", "Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI", Tex("$d_z$"), Tex("$p_t$"),
-                  Tex("$p_{\\mathrm{perm}}$"), Tex("$p_{\\mathrm{Holm}}$")]],
-                _paired_rows(df, ["pretrain", "finetune"]), size=r"\footnotesize")
+                _PAIRED_HEADER, _paired_rows(df, ["pretrain", "finetune"]), size=r"\footnotesize")
 
 
 @table("transfer")
