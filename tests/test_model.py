@@ -21,6 +21,18 @@ def test_backbone_parameter_count_matches_paper():
     assert count_parameters(Classifier(ViNy(), num_classes=2)) == 4_843_138
 
 
+@pytest.mark.parametrize("cfg", [
+    ViNyConfig(),
+    ViNyConfig(depth=2, dim=64, heads=4, dim_head=16, mlp_dim=128),
+    ViNyConfig(image_size=96, patch_size=8, channels=1, dim=48, depth=3, heads=3, dim_head=8, mlp_dim=80),
+])
+def test_closed_form_parameter_count_matches_the_module(cfg):
+    """The report counts parameters from the config alone (no torch); it must equal the module's."""
+    with torch.device("meta"):
+        backbone = ViNy(cfg)
+    assert cfg.backbone_parameters == count_parameters(backbone)
+
+
 def test_config_derived_values():
     cfg = ViNyConfig()
     assert (cfg.grid, cfg.num_patches, cfg.patch_dim) == (8, 64, 768)

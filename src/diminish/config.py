@@ -18,8 +18,71 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .model import ViNyConfig
-from .simmim import SimMIMConfig
+
+@dataclass(frozen=True)
+class ViNyConfig:
+    """Architecture of ViNy; the defaults are the paper's."""
+
+    image_size: int = 128
+    patch_size: int = 16
+    channels: int = 3
+    dim: int = 128
+    depth: int = 12
+    heads: int = 8
+    dim_head: int = 64
+    mlp_dim: int = 512
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
+        for name in ("image_size", "patch_size", "channels", "dim", "depth", "heads", "dim_head", "mlp_dim"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ViNyConfig.{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def grid(self) -> int:
+        """Patches per side."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid**2
+
+    @property
+    def patch_dim(self) -> int:
+        """Values in one flattened patch (p * p * C)."""
+        return self.patch_size**2 * self.channels
+
+    @property
+    def backbone_parameters(self) -> int:
+        """Parameters of ``model.ViNy(self)``, counted without building it (no torch needed).
+
+        Patch embedding LayerNorm -> Linear -> LayerNorm, CLS token, positions, ``depth`` pre-norm
+        blocks (q/k/v without bias, output projection, MLP), final LayerNorm. 4,842,880 for the
+        paper's ViNy; ``tests/test_model.py`` checks it against the torch module.
+        """
+        d, inner = self.dim, self.heads * self.dim_head
+        embed = 2 * self.patch_dim + self.patch_dim * d + d + 2 * d
+        attention = 2 * d + d * 3 * inner + inner * d + d
+        mlp = 2 * d + d * self.mlp_dim + self.mlp_dim + self.mlp_dim * d + d
+        return embed + d + (self.num_patches + 1) * d + self.depth * (attention + mlp) + 2 * d
+
+
+@dataclass(frozen=True)
+class SimMIMConfig:
+    """SimMIM's settings (see ``simmim.py`` for what each one changes)."""
+
+    mask_ratio: float = 0.5
+    mask_patch_size: int = 16
+    cls_in_pretrain: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"simmim.mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.mask_patch_size <= 0:
+            raise ValueError(f"simmim.mask_patch_size must be positive, got {self.mask_patch_size}")
 
 
 class ConfigError(ValueError):

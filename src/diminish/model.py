@@ -18,51 +18,12 @@ so a head never touches a block, a position table or the CLS parameter directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Tri-map classes after remapping the Oxford-IIIT Pet values 1/2/3 to 0/1/2.
-TRIMAP_CLASSES = ("pet", "background", "border")
-
-
-@dataclass(frozen=True)
-class ViNyConfig:
-    """Architecture of ViNy; the defaults are the paper's."""
-
-    image_size: int = 128
-    patch_size: int = 16
-    channels: int = 3
-    dim: int = 128
-    depth: int = 12
-    heads: int = 8
-    dim_head: int = 64
-    mlp_dim: int = 512
-
-    def __post_init__(self) -> None:
-        if self.image_size % self.patch_size:
-            raise ValueError(
-                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
-            )
-        for name in ("image_size", "patch_size", "channels", "dim", "depth", "heads", "dim_head", "mlp_dim"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ViNyConfig.{name} must be positive, got {getattr(self, name)}")
-
-    @property
-    def grid(self) -> int:
-        """Patches per side."""
-        return self.image_size // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        return self.grid**2
-
-    @property
-    def patch_dim(self) -> int:
-        """Values in one flattened patch (p * p * C)."""
-        return self.patch_size**2 * self.channels
+from .config import ViNyConfig
+from .data.classes import TRIMAP_CLASSES
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .model import TRIMAP_CLASSES
+from .data.classes import TRIMAP_CLASSES
 
 CELL_DIMS = ("pretrain", "intermediate", "finetune", "seed")
 CELL_VARS = ("accuracy", "miou", "train_seconds", "final_loss")

@@ -17,25 +17,11 @@ Two published implementations differ on details the paper does not pin down; bot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from .config import SimMIMConfig
 from .model import ViNy, patchify
-
-
-@dataclass(frozen=True)
-class SimMIMConfig:
-    mask_ratio: float = 0.5
-    mask_patch_size: int = 16
-    cls_in_pretrain: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"simmim.mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.mask_patch_size <= 0:
-            raise ValueError(f"simmim.mask_patch_size must be positive, got {self.mask_patch_size}")
 
 
 class SimMIM(nn.Module):

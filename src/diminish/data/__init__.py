@@ -13,23 +13,33 @@ The module docstrings of ``readers``, ``cache``, ``splits``, ``transforms`` and 
 choice the paper leaves open.
 """
 
+from importlib import import_module
+
 from .cache import Cache, prepare
-from .readers import INTEL_CLASSES, DataError, DataMissingError
-from .splits import finetune_subset, pets_split, pretrain_subset
+from .classes import INTEL_CLASSES, TRIMAP_CLASSES
+from .readers import DataError, DataMissingError
 from .synth import write_synthetic
-from .transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    cls_augment,
-    normalize,
-    seg_augment,
-    simmim_augment,
-)
+
+# The torch-using parts load on first use, so that the class names, readers and caches can be
+# imported (by the results schema, the analysis and the report) without torch.
+_LAZY = {
+    "finetune_subset": "splits", "pets_split": "splits", "pretrain_subset": "splits",
+    "IMAGENET_MEAN": "transforms", "IMAGENET_STD": "transforms", "cls_augment": "transforms",
+    "normalize": "transforms", "seg_augment": "transforms", "simmim_augment": "transforms",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "INTEL_CLASSES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "TRIMAP_CLASSES",
     "Cache",
     "DataError",
     "DataMissingError",

@@ -37,7 +37,7 @@ Choices the paper leaves open (ours, documented here)
   are first decoded at a reduced DCT scale (``draft``) that still leaves at least twice the target
   size, which is several times faster and indistinguishable after the antialiased resize. Trimaps
   use NEAREST. Masks are stored as the trimap value minus one (0 pet, 1 background, 2 border,
-  matching ``model.TRIMAP_CLASSES``).
+  matching ``classes.TRIMAP_CLASSES``).
 * **Validation**: a trimap must have exactly its image's size and only values {1, 2, 3}; a
   truncated or unreadable file is an error. All errors are :class:`DataError` and name the file.
 """
@@ -53,7 +53,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-INTEL_CLASSES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
+from .classes import INTEL_CLASSES, TRIMAP_CLASSES  # noqa: F401 - the readers' label order
+
 DATASETS = ("pets", "intel", "imagenet")
 
 IMAGE_EXTENSIONS = frozenset(

@@ -52,17 +52,13 @@ def add_grid(n: Numbers, inp: Inputs) -> None:
 
 def add_config(n: Numbers, inp: Inputs) -> None:
     from ..config import ExperimentConfig
-    from ..model import ViNy, count_parameters
 
     cfg = inp.config
     n.flags["has_config"] = cfg is not None
     n.flags["config_error"] = inp.config_error
     shown = cfg if cfg is not None else ExperimentConfig(name="defaults")
     m = shown.model
-    import torch
-
-    with torch.device("meta"):
-        params = count_parameters(ViNy(m))
+    params = m.backbone_parameters
     for name, value in (("ImageSize", m.image_size), ("PatchSize", m.patch_size), ("ModelDim", m.dim),
                         ("Depth", m.depth), ("Heads", m.heads), ("DimHead", m.dim_head), ("MlpDim", m.mlp_dim),
                         ("NumPatches", m.num_patches), ("SegHeadOut", m.patch_size**2 * 3),

@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from ...model import TRIMAP_CLASSES
+from ...data.classes import TRIMAP_CLASSES
 from ..inputs import Inputs
 from ._common import TEXT_WIDTH_IN, figure, placeholder
 
