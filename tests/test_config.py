@@ -4,6 +4,7 @@ import pytest
 
 from diminish import config
 from diminish.config import ConfigError
+from diminish.plan import build_plan
 
 
 def test_defaults_are_the_papers_appendix_a1():
@@ -22,7 +23,9 @@ def test_partial_tables_merge_with_defaults_and_hash_changes():
     assert a.finetune.epochs == 3 and a.finetune.lr == 2e-3
     b = config.loads('name = "x"\n[finetune]\nepochs = 4\n')
     assert a.hash != b.hash
-    assert a.section_hash("pretrain") == b.section_hash("pretrain")
+    pa, pb = build_plan(a), build_plan(b)  # a fine-tuning change keeps every pre-training key
+    assert [s.key for s in pa.pretrain.values()] == [s.key for s in pb.pretrain.values()]
+    assert {s.key for s in pa.finetune.values()}.isdisjoint(s.key for s in pb.finetune.values())
 
 
 @pytest.mark.parametrize(

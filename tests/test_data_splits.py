@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diminish.data import finetune_subset, pets_split, pretrain_subset
-from diminish.data.splits import derive_seed
+from diminish.data.splits import subset_seed
 
 FULL_POOL = 7349  # trainval + test lists of the full release
 SIZES = (250, 500, 1000, 2000, 4000, 6000)
@@ -77,5 +77,5 @@ def test_asking_for_too_much_states_both_numbers():
 
 
 def test_derived_seeds_are_distinct_streams():
-    assert derive_seed("finetune", 0) != derive_seed("pretrain", 0) != derive_seed("finetune", 1)
-    assert derive_seed("finetune", 0) == derive_seed("finetune", 0) < 2**63
+    assert subset_seed("finetune", 0) != subset_seed("pretrain", 0) != subset_seed("finetune", 1)
+    assert subset_seed("finetune", 0) == subset_seed("finetune", 0) < 2**63

@@ -191,10 +191,6 @@ class ExperimentConfig:
         d.pop("trackers")  # logging only: does not change results
         return stable_hash(d)
 
-    def section_hash(self, *names: str) -> str:
-        d = self.to_dict()
-        return stable_hash({n: d[n] for n in names})
-
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -207,7 +203,6 @@ class RuntimeConfig:
     deterministic: bool = False
     compile: bool = False
     mixed_precision: str | None = None  # "no" | "bf16" | "fp16"; None: Accelerate's own setting
-    num_workers: int = 0
     checkpoint_every: float | None = None  # min seconds between epoch-end checkpoints; None: 0 on CPU, 30 else
 
 

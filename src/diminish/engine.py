@@ -147,10 +147,6 @@ class EpochResult:
     interrupted: bool
     seconds: float
 
-    @property
-    def mean_loss(self) -> float:
-        return self.loss_sum / self.count if self.count else math.nan
-
 
 def train_one_epoch(
     model: torch.nn.Module,

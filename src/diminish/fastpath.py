@@ -13,7 +13,7 @@ What each helper does and when it pays (numbers in ``benchmarks/README.md``):
 * :func:`maybe_compile` - ``torch.compile`` behind a switch (``RuntimeConfig.compile``): it
   pays for long runs on a GPU, costs a compile per model shape, and is off by default.
 * :func:`eval_context` - ``torch.inference_mode`` plus the same autocast as training.
-* :func:`batch_indices` / :func:`to_device_uint8` - device-resident uint8 datasets: the whole
+* :func:`to_device_uint8` - device-resident uint8 datasets: the whole
   cache lives on the GPU (pets 7k images = 0.35 GB, Intel 14k = 0.7 GB, 200k ImageNet = 9.8 GB)
   and each step gathers its batch with one index tensor, then augments it on the device
   (``diminish.data.transforms`` work on any device), so no host work scales with the batch.
@@ -164,12 +164,6 @@ def to_device_uint8(array: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
     return t
-
-
-def batch_indices(order: Sequence[int] | np.ndarray, batch_size: int, device: torch.device) -> list[torch.Tensor]:
-    """An epoch's order cut into index tensors on ``device`` (one transfer for the whole epoch)."""
-    idx = torch.as_tensor(np.asarray(order), dtype=torch.long).to(device)
-    return list(idx.split(batch_size))
 
 
 class StackedModels(nn.Module):

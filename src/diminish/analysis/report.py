@@ -1,4 +1,4 @@
-"""Run every analysis into one folder (the contract in COMMON.md / analysis/README.md)."""
+"""Run every analysis into one folder (the contract in analysis/README.md)."""
 
 from __future__ import annotations
 

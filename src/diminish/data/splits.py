@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 
-def derive_seed(stream: str, seed: int) -> int:
+def subset_seed(stream: str, seed: int) -> int:
     """A 63-bit generator seed for (stream, seed), stable across machines and versions."""
     digest = hashlib.sha256(f"diminish/{stream}/{int(seed)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
@@ -61,7 +61,7 @@ def finetune_subset(pool_idx: np.ndarray, size: int, seed: int) -> np.ndarray:
     """The first ``size`` of a seed's fixed permutation of the fine-tuning pool (nested in size)."""
     pool_idx = np.asarray(pool_idx, dtype=np.int64)
     _check(f"fine-tuning subset (seed {seed})", size, len(pool_idx))
-    return pool_idx[_perm(len(pool_idx), derive_seed("finetune", seed))[:size]]
+    return pool_idx[_perm(len(pool_idx), subset_seed("finetune", seed))[:size]]
 
 
 def pretrain_subset(n_pool: int, size: int, data_seed: int) -> np.ndarray:
@@ -69,4 +69,4 @@ def pretrain_subset(n_pool: int, size: int, data_seed: int) -> np.ndarray:
     _check(f"pre-training subset (data_seed {data_seed})", size, n_pool)
     if size == 0:
         return np.zeros(0, dtype=np.int64)
-    return _perm(n_pool, derive_seed("pretrain", data_seed))[:size].copy()
+    return _perm(n_pool, subset_seed("pretrain", data_seed))[:size].copy()

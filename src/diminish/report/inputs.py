@@ -26,7 +26,7 @@ class ReportInputError(ValueError):
     """An input of the paper build is missing or does not follow its contract."""
 
 
-# The analysis folder's contract (see .notes/COMMON.md and diminish.analysis).
+# The analysis folder's contract (see analysis/README.md and diminish.analysis.report).
 ANALYSIS_FILES: dict[str, tuple[str, ...]] = {
     "summary": ("pretrain", "intermediate", "finetune", "metric", "mean", "sd", "n"),
     "fits": ("metric", "pretrain", "intermediate", "family", "n_params", "params", "aicc", "delta_aicc",
