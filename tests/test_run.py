@@ -201,7 +201,7 @@ def test_bf16_autocast_and_compile_switches_run_the_grid_and_are_recorded(tiny, 
     saved = sorted((out / "tiny" / "models").glob("*.pt"))
     assert len(saved) == 8
     for f in saved:  # saved from the module, not the compiled wrapper, and loadable as such
-        keys = torch.load(f, map_location="cpu", weights_only=False)["state_dict"].keys()
+        keys = torch.load(f, map_location="cpu", weights_only=True)["state_dict"].keys()
         assert keys and not any("_orig_mod" in k for k in keys), f
     assert type(load_model(saved[0])[0]).__name__ == "Segmenter"
 

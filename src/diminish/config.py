@@ -13,6 +13,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -102,6 +104,7 @@ class ExperimentConfig:
     source_text: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        _check_name(self.name)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be a non-empty list of distinct integers, got {list(self.seeds)}")
         if any(s < 0 for s in self.pretrain.sizes):
@@ -146,6 +149,16 @@ class RuntimeConfig:
     mixed_precision: str | None = None  # "no" | "bf16" | "fp16"; None: Accelerate's own setting
     num_workers: int = 0
     checkpoint_every: float | None = None  # min seconds between epoch-end checkpoints; None: 0 on CPU, 30 else
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def _check_name(name: str) -> None:
+    """The experiment's folder is ``<out>/<name>``: the name must be one plain path component."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name or len(name) > 128:
+        raise ConfigError(f"name must be one plain folder name (letters, digits, '_', '-', '.', '+'; no '/', "
+                          f"'..' or leading '.'), since results go to <out>/<name>; got {name!r}")
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

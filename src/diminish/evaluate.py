@@ -60,7 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.checkpoint).is_file():
         print(f"error: checkpoint not found: {a.checkpoint}", file=sys.stderr)
         return 2
-    r = score(a.checkpoint, a.pets_root, a.cache_dir, a.batch_size, not a.no_progress, a.device)
+    if a.batch_size < 1:
+        print(f"error: --batch-size must be >= 1, got {a.batch_size}", file=sys.stderr)
+        return 2
+    try:
+        r = score(a.checkpoint, a.pets_root, a.cache_dir, a.batch_size, not a.no_progress, a.device)
+    except (ValueError, OSError) as e:  # a file that is not a model (never unpickled as code), bad data
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if a.json:
         print(json.dumps(r, indent=1))
         return 0

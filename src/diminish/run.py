@@ -32,7 +32,7 @@ from pathlib import Path
 from .assemble import finish
 from .config import ConfigError, RuntimeConfig, load
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
-from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
+from .schedule import owners, parse_shard, run_jobs, schedule, unit_state, verify_finished
 from .store import Store, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
@@ -252,6 +252,7 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
 
     k, n = parse_shard(args.shard)
     units = units_of(plan)
+    verify_finished(plan, store)
     todo = [u for u in units if not store.is_done(u)]
     acc = None
     if todo:
@@ -325,10 +326,11 @@ def cli(argv: list[str] | None = None) -> int:
     rerunning the same command after fixing the cause resumes from its last checkpoint."""
     from .data.readers import DataError
     from .engine import NonFiniteLossError
+    from .store import DamagedFile
 
     try:
         return main(argv)
-    except (DataError, NonFiniteLossError, OSError) as e:
+    except (DataError, NonFiniteLossError, DamagedFile, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing finished is lost; fix the cause and rerun the same command to resume "
               "(--status lists failed stages)", file=sys.stderr)

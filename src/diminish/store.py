@@ -9,7 +9,8 @@ Store (one folder per stage, under ``<out>/<name>/stages/<kind>/<key>/``)::
     record.json      the stage's results (losses, accuracies, seconds, cache hash)
     log.jsonl        one JSON line per event (start, resume, epoch, done, interrupted, failed)
     failed.json      the last failure, if any (removed by a later success)
-    done             written last: only its presence makes the stage count as finished
+    done             written last: only its presence makes the stage count as finished; it holds the
+                     size and SHA-256 of record.json, model.pt and examples.npz as written
 
 Every file is written to a temporary name in the same folder and renamed into place. Lifecycle
 events of every stage are also appended to ``<out>/<name>/executions.jsonl``.
@@ -26,6 +27,7 @@ holding :func:`root_lock`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -61,18 +63,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
+
+
 def atomic_write_json(path: Path, obj: Any) -> Path:
-    return atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+    return atomic_write_bytes(path, _json_bytes(obj))
 
 
-def atomic_torch_save(path: Path, obj: Any) -> Path:
+def atomic_torch_save(path: Path, obj: Any) -> dict:
+    """Write ``obj`` with torch.save, atomically; returns the file's :func:`digest`."""
     import io
 
     import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
+    return digest(buf.getvalue())
 
 
 def atomic_save_npz(path: Path, **arrays) -> Path:
@@ -87,6 +95,58 @@ def atomic_save_npz(path: Path, **arrays) -> Path:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+# -- checking stored files ----------------------------------------------------------------------
+class DamagedFile(ValueError):
+    """A stored file that is missing, unreadable or not what was written; names the file."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = Path(path), problem
+
+
+class UpstreamDamaged(DamagedFile):
+    """A file of a finished upstream stage is damaged: that stage is marked undone and rerun, and
+    the stage that needed it waits (it is not blamed)."""
+
+    def __init__(self, stage: Stage, path: Path, problem: str) -> None:
+        super().__init__(path, problem)
+        self.stage = stage
+
+
+def digest(data: bytes) -> dict:
+    """Size and SHA-256 of bytes about to be written (recorded to check the file when it is used)."""
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def file_digest(path: Path) -> dict:
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return {"bytes": n, "sha256": h.hexdigest()}
+
+
+def digest_problem(path: Path, expected: dict | None) -> str | None:
+    """None when ``path`` exists and matches ``expected`` (None: nothing recorded, only existence);
+    otherwise what is wrong with it, in words."""
+    try:
+        size = Path(path).stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:  # a symbolic link loop, a permission problem, ...
+        return f"unreadable ({e.strerror or e})"
+    if expected is None:
+        return None
+    if size != expected.get("bytes"):
+        return f"{size} bytes, but {expected.get('bytes')} were written"
+    try:
+        same = file_digest(path)["sha256"] == expected.get("sha256")
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    return None if same else "its SHA-256 differs from the one recorded when it was written"
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -106,7 +166,47 @@ class Store:
         return (self.dir(stage) / "done").is_file()
 
     def record(self, stage: Stage) -> dict:
-        return read_json(self.dir(stage) / "record.json")
+        """The stage's record.json; :class:`DamagedFile` (naming it) when it cannot be read."""
+        path = self.dir(stage) / "record.json"
+        try:
+            rec = read_json(path)
+        except FileNotFoundError:
+            raise DamagedFile(path, f"missing, though {stage.label} is marked done") from None
+        except (OSError, ValueError) as e:
+            raise DamagedFile(path, f"not a readable stage record ({type(e).__name__}: {e})") from None
+        if not isinstance(rec, dict):
+            raise DamagedFile(path, "not a readable stage record (not a JSON object)")
+        return rec
+
+    def check(self, stage: Stage, names: tuple[str, ...]) -> list[tuple[Path, str]]:
+        """The files among ``names`` of a done stage that are missing or differ from what was
+        written (sizes and checksums are in its ``done`` file; a ``done`` written before they were
+        recorded checks existence, and that record.json parses): [(path, problem)]."""
+        d = self.dir(stage)
+        try:
+            info = read_json(d / "done")
+        except (OSError, ValueError):
+            info = None
+        if not isinstance(info, dict):
+            return [(d / "done", "unreadable")]
+        files = info.get("files") or {}
+        bad = [(d / n, why) for n in names if (why := digest_problem(d / n, files.get(n))) is not None]
+        if "record.json" in names and "record.json" not in files and not bad:
+            try:
+                self.record(stage)
+            except DamagedFile as e:
+                bad.append((e.path, e.problem))
+        return bad
+
+    def undo(self, stage: Stage, path: Path, problem: str) -> None:
+        """Mark a done stage as not done because ``path`` is damaged, saying so in one line; it
+        then runs again like any unfinished stage."""
+        import sys
+
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir(stage) / "done").unlink()
+        print(f"warning: {path}: {problem}; {stage.label} is marked not done and runs again",
+              file=sys.stderr, flush=True)
 
     def failure(self, stage: Stage) -> dict | None:
         p = self.dir(stage) / "failed.json"
@@ -125,9 +225,14 @@ class Store:
 
     def finish(self, stage: Stage, record: dict) -> None:
         d = self.dir(stage)
-        atomic_write_json(d / "record.json", {"label": stage.label, "key": stage.key, **record})
-        atomic_write_json(d / "done", {"time": _now(), "host": HOST, "pid": os.getpid()})
-        for name in ("checkpoint.pt", "failed.json"):
+        text = _json_bytes({"label": stage.label, "key": stage.key, **record})
+        atomic_write_bytes(d / "record.json", text)
+        files = {"record.json": digest(text)}
+        for name in ("model.pt", "examples.npz"):  # written moments ago by this process
+            if (d / name).is_file():
+                files[name] = file_digest(d / name)
+        atomic_write_json(d / "done", {"time": _now(), "host": HOST, "pid": os.getpid(), "files": files})
+        for name in ("checkpoint.pt", "checkpoint.json", "failed.json"):
             with contextlib.suppress(FileNotFoundError):
                 (d / name).unlink()
         self.log(stage, "done")
