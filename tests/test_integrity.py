@@ -204,3 +204,22 @@ def _plan(cell):
     from diminish.plan import build_plan
 
     return build_plan(load(cell[1]))
+
+
+# -- a model that is not finite is never evaluated ------------------------------------------------
+def test_weights_that_overflow_in_the_last_step_fail_the_stage(cell, tmp_path, capsys):
+    base, cfg, _ = cell
+    root, _ = copy_run(cell, tmp_path)
+    huge = tmp_path / "huge.toml"  # one fine-tuning step in all, with a learning rate of 1e30
+    huge.write_text(cfg.read_text().replace("epochs = 2\nlr = 2e-3", "epochs = 1\nlr = 1e30"))
+    with pytest.warns(UserWarning, match="milestones"):
+        code = run.cli(["--all", "--no-progress", "--config", str(huge), "--out", str(root.parent),
+                        "--cache-dir", str(base / "cache")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "error: non-finite weights in finetune P=16 I=0 F=8 seed=0 after its last step" in err, err
+    assert "lower [finetune] lr (now 1e+30)" in err and "Traceback" not in err
+    (ft,) = [d for d in (root / "stages" / "finetune").iterdir() if (d / "failed.json").is_file()]
+    assert not (ft / "done").exists() and not (ft / "model.pt").exists()
+    assert not [d for d in (root / "stages" / "evaluate").iterdir() if not (d / "done").exists()]  # none begun
+    assert started(root)[-1] == "finetune"

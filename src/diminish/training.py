@@ -196,4 +196,9 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
                 raise StageInterrupted(stage, epoch + 1, 0, d)
     finally:
         bar.close()
-    return acc.unwrap_model(pmodel), state
+    final = acc.unwrap_model(pmodel)
+    last = make_batches(sc.epochs - 1) if steps else None
+    engine.check_finite_weights(final, stage.label, f"lower [{stage.kind}] lr (now {sc.lr:g})"
+                                + ("" if sc.grad_clip else " or set grad_clip") + " and rerun",
+                                loss_fn if last is not None and len(last) else None, last[0] if last else None)
+    return final, state
