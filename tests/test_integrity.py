@@ -223,3 +223,39 @@ def test_weights_that_overflow_in_the_last_step_fail_the_stage(cell, tmp_path, c
     assert not (ft / "done").exists() and not (ft / "model.pt").exists()
     assert not [d for d in (root / "stages" / "evaluate").iterdir() if not (d / "done").exists()]  # none begun
     assert started(root)[-1] == "finetune"
+
+
+# -- a damaged cache is rebuilt -------------------------------------------------------------------
+def _overwrite(f: Path) -> None:  # same size, other bytes (an npy header kept, the pixels changed)
+    data = bytearray(f.read_bytes())
+    data[-500:] = bytes(500)
+    f.write_bytes(bytes(data))
+
+
+CACHE_DAMAGE = {
+    "masks.npy deleted": ("pets", "masks.npy", lambda f: f.unlink(), "missing from the cache"),
+    "masks.npy truncated": ("pets", "masks.npy", lambda f: f.write_bytes(f.read_bytes()[:1000]), "changed since"),
+    "images.npy overwritten": ("pets", "images.npy", _overwrite, "changed since the cache was built"),
+    "labels.npy deleted": ("intel", "labels.npy", lambda f: f.unlink(), "missing from the cache"),
+}
+
+
+@pytest.mark.parametrize("case", list(CACHE_DAMAGE))
+def test_a_damaged_cache_is_rebuilt_and_its_hash_is_that_of_what_is_read(case, tmp_path, capsys):
+    from test_bad_inputs import GOOD
+
+    from diminish.data.cache import prepare
+
+    dataset, name, damage, problem = CACHE_DAMAGE[case]
+    root = GOOD[dataset](tmp_path / dataset)
+    first = prepare(dataset, root, tmp_path / "cache", progress=False, workers=1)
+    want = {k: np.array(getattr(first, k)) for k in ("images", "masks", "labels") if getattr(first, k) is not None}
+    damage(first.path / name)
+    capsys.readouterr()
+    again = prepare(dataset, root, tmp_path / "cache", progress=False, workers=1)
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {first.path / name}: {problem}") and "rebuilding the cache" in err, err
+    assert len(err.splitlines()) == 1 and again.built and again.hash == first.hash
+    for k, v in want.items():
+        np.testing.assert_array_equal(np.array(getattr(again, k)), v, err_msg=k)
+    assert not prepare(dataset, root, tmp_path / "cache", progress=False, workers=1).built  # sound again: reused
