@@ -259,3 +259,72 @@ def test_a_damaged_cache_is_rebuilt_and_its_hash_is_that_of_what_is_read(case, t
     for k, v in want.items():
         np.testing.assert_array_equal(np.array(getattr(again, k)), v, err_msg=k)
     assert not prepare(dataset, root, tmp_path / "cache", progress=False, workers=1).built  # sound again: reused
+
+
+# -- readers: links that lead nowhere, two images for one trimap, stray files beside trimaps -------
+def _dangling(r: Path) -> Path:
+    os.symlink(r / "images" / "gone.jpg", r / "images" / "Cat_9.jpg")
+    return r / "images" / "Cat_9.jpg"
+
+
+def _loop(r: Path) -> Path:
+    link = r / "seg_train" / "seg_train" / "sea" / "again"
+    os.symlink("again", link)
+    return link
+
+
+READER_CASES = {  # dataset, defect -> the path it names, error fragment, examples kept with --skip-bad
+    "dangling link": ("pets", _dangling, "dangling symbolic link", 6),
+    "link loop": ("intel", _loop, "symbolic link that cannot be followed", 12),
+}
+
+
+@pytest.mark.parametrize("case", list(READER_CASES))
+def test_links_that_lead_nowhere_are_named_or_skipped_and_counted(case, tmp_path, capsys):
+    from test_bad_inputs import GOOD
+
+    from diminish.data.__main__ import main as data_main
+
+    dataset, defect, fragment, kept = READER_CASES[case]
+    root = GOOD[dataset](tmp_path / dataset)
+    link = defect(root)
+    args = ["prepare", "--dataset", dataset, "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+            "--no-progress", "--workers", "1"]
+    assert data_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {link}: {fragment}") and "Traceback" not in err, err
+    with pytest.warns(UserWarning, match="skipped 1 bad file"):
+        assert data_main(args + ["--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert f"built {dataset}/train: {kept} examples" in out and "skipped 1 bad file(s):" in out, out
+    assert link.name in out.split("skipped 1 bad file(s):")[1]
+
+
+def test_two_images_for_one_trimap_are_an_error_naming_both(tmp_path, capsys):
+    from test_bad_inputs import good_pets
+
+    from diminish.data.__main__ import main as data_main
+
+    root = good_pets(tmp_path / "pets")
+    (root / "images" / "Cat_1.JPG").write_bytes((root / "images" / "Cat_1.jpg").read_bytes())
+    args = ["prepare", "--dataset", "pets", "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+            "--no-progress", "--workers", "1"]
+    for extra in ([], ["--skip-bad"]):  # ambiguous, not bad: skipping either would be a guess
+        assert data_main(args + extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {root / 'images' / 'Cat_1.JPG'} and {root / 'images' / 'Cat_1.jpg'}: "
+                              "two images for one example (Cat_1)"), err
+
+
+def test_files_that_are_not_images_beside_the_trimaps_are_ignored(tmp_path, capsys):
+    from test_bad_inputs import good_pets
+
+    from diminish.data.__main__ import main as data_main
+
+    root = good_pets(tmp_path / "pets")
+    (root / "annotations" / "trimaps" / "Cat_1.xml").write_text("<annotation/>")
+    (root / "annotations" / "trimaps" / "README").write_text("trimaps: 1 pet, 2 background, 3 border")
+    assert data_main(["prepare", "--dataset", "pets", "--root", str(root), "--cache-dir", str(tmp_path / "c"),
+                      "--no-progress", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "built pets/train: 6 examples" in out and "skipped" not in out, out
