@@ -328,3 +328,83 @@ def test_files_that_are_not_images_beside_the_trimaps_are_ignored(tmp_path, caps
                       "--no-progress", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "built pets/train: 6 examples" in out and "skipped" not in out, out
+
+
+# -- command lines: one line per error, a closed pipe, a reused pid, a read-only folder ------------
+def _cli(*args: str, close_stdout: bool = False, cwd: Path = REPO) -> tuple[int, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    p = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    if close_stdout:  # as `| head -0` would: every write to stdout meets a closed pipe
+        p.stdout.close()
+        err = p.stderr.read()
+    else:
+        _, err = p.communicate(timeout=300)
+    return p.wait(timeout=300), err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(cell, tmp_path):
+    base, cfg, out = cell
+    for args in (["diminish.run", "--dry-run", "--config", "experiments/paper.toml"],
+                 ["diminish.run", "--status", "--config", str(cfg), "--out", str(out)],
+                 ["diminish.data", "prepare", "--dataset", "pets", "--root", str(base / "synth" / "oxford-iiit-pet"),
+                  "--cache-dir", str(base / "cache"), "--no-progress"]):
+        code, err = _cli(*args, close_stdout=True)
+        assert code == 0 and err == "", (args, err)
+
+
+def test_command_lines_report_errors_in_one_line(tmp_path):
+    bad_cfg = tmp_path / "bad.toml"
+    bad_cfg.write_text(fi.write_config(bad_cfg, tmp_path).read_text().replace("seeds = [0]", "seeds = [0.5]"))
+    not_nc = tmp_path / "results.nc"
+    not_nc.write_text("not a results file")
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    cases = {  # argv -> exit status, start of stderr
+        "bench, bad config": (["diminish.bench", "--config", str(bad_cfg), "--quick"], 2,
+                              f"error: {bad_cfg}: 'seeds' must be a list of int"),
+        "report, not a results file": (["diminish.report", "numbers", "--results", str(not_nc), "--analysis",
+                                        str(tmp_path), "--out", str(tmp_path / "n.tex")], 2,
+                                       f"error: {not_nc}: not a readable results file"),
+        "data, cache folder is a file": (["diminish.data", "prepare", "--dataset", "pets", "--root",
+                                          str(REPO / "tests"), "--cache-dir", str(a_file / "sub")], 2, "error: "),
+    }
+    for name, (argv, status, start) in cases.items():
+        code, err = _cli(*argv)
+        assert code == status and err.startswith(start) and len(err.splitlines()) == 1, (name, err)
+
+
+def test_a_claim_whose_pid_now_belongs_to_another_process_is_stale(tmp_path):
+    from diminish.config import load
+    from diminish.plan import build_plan, units_of
+    from diminish.store import HOST, Store, process_start
+
+    unit = units_of(build_plan(load(fi.write_config(tmp_path / "c.toml", tmp_path))))[0]
+    store = Store(tmp_path / "out")
+    path = store.claim_path(unit)
+    path.parent.mkdir(parents=True)
+    me = os.getpid()  # a live pid on this host, but not the process that wrote the claim
+    path.write_text(json.dumps({"pid": me, "host": HOST, "time": 0, "shard": "0/1", "started": process_start(me) - 1}))
+    assert store.claim_state(unit, timeout=1800) == "stale"
+    assert store.try_claim(unit, timeout=1800)  # taken over at once, not after 30 minutes
+    assert json.loads(path.read_text())["started"] == process_start(me)
+    assert store.claim_state(unit, timeout=1800) == "live"  # its own claim, by the same process: live
+
+
+def test_a_read_only_folder_holding_everything_needed_can_be_read(cell, tmp_path):
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+        pytest.skip("needs unshare -rm (a private mount namespace) for a read-only bind mount")
+    base, cfg, out = cell
+    shutil.copytree(out, tmp_path / "out")
+    shutil.copytree(base / "cache", tmp_path / "cache")  # keeps modification times: the cache stays valid
+    for lock in (tmp_path / "cache").glob(".*.lock"):  # no lock file at all: nothing to lock in a read-only folder
+        lock.unlink()
+    py = f"PYTHONPATH={REPO / 'src'} OMP_NUM_THREADS=1 {sys.executable} -m"
+    script = " && ".join([
+        f"mount --bind -o ro {tmp_path} {tmp_path}",
+        f"{py} diminish.run --all --no-progress --config {cfg} --out {tmp_path / 'out'} --cache-dir {tmp_path / 'cache'}",
+        f"{py} diminish.data prepare --dataset pets --root {base / 'synth' / 'oxford-iiit-pet'} "
+        f"--cache-dir {tmp_path / 'cache'} --no-progress"])
+    p = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "(read-only folder: left as it is)" in p.stdout and "reused pets/train" in p.stdout, p.stdout

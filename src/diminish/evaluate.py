@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from .console import guard
 from .model import TRIMAP_CLASSES
 
 
@@ -80,4 +81,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guard(main))

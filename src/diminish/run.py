@@ -31,6 +31,7 @@ from pathlib import Path
 
 from .assemble import finish
 from .config import ConfigError, RuntimeConfig, load
+from .console import quiet_stdout
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
 from .schedule import owners, parse_shard, run_jobs, schedule, unit_state, verify_finished
 from .store import Store, atomic_write_bytes, root_lock
@@ -329,7 +330,12 @@ def cli(argv: list[str] | None = None) -> int:
     from .store import DamagedFile
 
     try:
-        return main(argv)
+        code = main(argv)
+        sys.stdout.flush()  # a closed pipe (--status | head) shows here
+        return code
+    except BrokenPipeError:
+        quiet_stdout()
+        return 0
     except (DataError, NonFiniteLossError, DamagedFile, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing finished is lost; fix the cause and rerun the same command to resume "

@@ -16,7 +16,8 @@ Every file is written to a temporary name in the same folder and renamed into pl
 events of every stage are also appended to ``<out>/<name>/executions.jsonl``.
 
 Claims (``<out>/<name>/claims/<kind>-<key>.claim``, one per unit of work) are created with ``O_CREAT | O_EXCL`` and hold the
-owner's pid, host and start time; a claim whose process is gone (same host) or whose file has not
+owner's pid, host, the time and the process's start time; a claim whose process is gone (same host:
+no process with that pid, or one that started at another time) or whose file has not
 been touched for ``claim_timeout`` seconds (the owner touches it while it works) is stale and may
 be taken over.
 
@@ -36,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .locks import locked
 from .plan import Stage
 
 
@@ -210,7 +212,13 @@ class Store:
 
     def failure(self, stage: Stage) -> dict | None:
         p = self.dir(stage) / "failed.json"
-        return read_json(p) if p.is_file() else None
+        try:
+            info = read_json(p)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            info = None
+        return info if isinstance(info, dict) and "error" in info else {"error": f"{p}: unreadable failure record"}
 
     def begin(self, stage: Stage) -> Path:
         """Prepare a stage's folder for (re)running: spec written, stale temporary files removed."""
@@ -274,7 +282,8 @@ class Store:
                     return False
                 continue
             with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": HOST, "time": time.time(), "shard": shard}, fh)
+                json.dump({"pid": os.getpid(), "host": HOST, "time": time.time(), "shard": shard,
+                           "started": process_start(os.getpid())}, fh)
             return True
         return False
 
@@ -332,9 +341,24 @@ def _claim_is_stale(path: Path, timeout: float) -> bool:
     info = _read_claim(path)
     if info is None:  # owner died between creating and writing the claim
         return age > 30
-    if info.get("host") == HOST and not _pid_alive(int(info.get("pid", -1))):
-        return True
+    if info.get("host") == HOST:
+        pid = int(info.get("pid", -1))
+        if not _pid_alive(pid):
+            return True
+        started = info.get("started")  # the pid reused by another process after the owner died
+        if started is not None and process_start(pid) not in (None, started):
+            return True
     return age > timeout
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22), or None
+    where that cannot be read (not Linux, process gone); with the pid it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -372,12 +396,6 @@ def root_lock(store: Store):
     """An exclusive lock held by every writer of files directly in the experiment folder
     (config.toml, results.nc, examples.npz), so that while it is held any temporary file there is
     a killed process's leftover."""
-    import fcntl
-
     store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.root / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locked(store.root / ".lock"):
+        yield

@@ -34,8 +34,6 @@ Choices (ours):
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import multiprocessing as mp
@@ -52,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from ..locks import locked
 from . import readers
 from .readers import DataError, Item, list_dataset
 
@@ -155,7 +154,7 @@ def prepare(
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"{dataset}-{split}-{_hash(settings)[:12]}"
-    with _locked(cache_dir / f".{target.name}.lock"):
+    with locked(cache_dir / f".{target.name}.lock"):
         existing, problem = _try_open(target)
         if existing is not None and existing.manifest.get("fingerprint") == fingerprint:
             return existing
@@ -372,13 +371,3 @@ def _replace(tmp: Path, target: Path) -> None:
     os.rename(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
