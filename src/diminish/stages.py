@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .context import Batches, Context, DeviceData
 from .plan import Plan, Stage
-from .store import UpstreamDamaged, atomic_save_npz, atomic_torch_save
+from .store import DamagedFile, UpstreamDamaged, atomic_save_npz, atomic_torch_save
 from .training import StageInterrupted, train
 
 
@@ -288,7 +288,10 @@ def run_evaluate(ctx: Context, stage: Stage, model=None, examples: int = 0) -> d
                         cell=np.array(f"pretrain={stage.pretrain} intermediate={stage.intermediate} "
                                       f"finetune={stage.finetune} seed={stage.seed} (first {examples} "
                                       f"test images by cache index)"))
-    ftrec = ctx.store.record(ft) if ctx.store.is_done(ft) else {}
+    try:
+        ftrec = ctx.store.record(ft) if ctx.store.is_done(ft) else {}
+    except DamagedFile as e:  # the fine-tuning reruns; this stage is not to blame
+        raise UpstreamDamaged(ft, e.path, e.problem) from None
     return {"pretrain": stage.pretrain, "intermediate": stage.intermediate, "finetune": stage.finetune,
             "seed": stage.seed, "accuracy": scores["accuracy"], "miou": scores["miou"], "iou": scores["iou"],
             "confusion": cm.tolist(), "n_test": len(test_idx), "train_seconds": ftrec.get("train_seconds"),
