@@ -23,9 +23,10 @@ import torch
 from _runner import REPO, fault_tool
 from diminish import run
 from diminish.config import load
+from diminish.digests import DamagedFile
 from diminish.plan import build_plan
 from diminish.results import read_results
-from diminish.store import DamagedFile, Store
+from diminish.store import Store
 
 fi = fault_tool()
 

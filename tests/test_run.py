@@ -223,7 +223,7 @@ def test_assembly_warns_when_stages_saw_different_versions_of_a_dataset(tiny, tm
     rec = json.loads(record.read_text())
     rec["cache_hash"] = "0" * 16  # as if the pets folder had changed before this cell was evaluated
     record.write_text(json.dumps(rec))
-    from diminish.store import file_digest
+    from diminish.digests import file_digest
 
     done = json.loads((record.parent / "done").read_text())  # as written by the stage: its checksum matches
     done["files"]["record.json"] = file_digest(record)

@@ -326,8 +326,8 @@ def cli(argv: list[str] | None = None) -> int:
     problem, exit status 1, instead of a traceback. The failed stage is recorded (``--status``);
     rerunning the same command after fixing the cause resumes from its last checkpoint."""
     from .data.readers import DataError
+    from .digests import DamagedFile
     from .engine import NonFiniteLossError
-    from .store import DamagedFile
 
     try:
         code = main(argv)

@@ -19,8 +19,9 @@ from collections import Counter
 
 from .assemble import finish
 from .config import RuntimeConfig
+from .digests import UpstreamDamaged
 from .plan import KINDS, Plan, Stage, deps
-from .store import Store, UpstreamDamaged
+from .store import Store
 from .training import StageInterrupted
 
 WAIT, DONE = "wait", "done"

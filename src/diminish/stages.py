@@ -17,8 +17,9 @@ import os
 from pathlib import Path
 
 from .context import Batches, Context, DeviceData
+from .digests import DamagedFile, UpstreamDamaged
 from .plan import Plan, Stage
-from .store import DamagedFile, UpstreamDamaged, atomic_save_npz, atomic_torch_save
+from .store import atomic_save_npz, atomic_torch_save
 from .training import StageInterrupted, train
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from .config import StageConfig
 from .context import Context
+from .digests import digest_problem
 from .plan import Stage
-from .store import atomic_torch_save, atomic_write_json, digest_problem, read_json
+from .store import atomic_torch_save, atomic_write_json, read_json
 
 
 class StageInterrupted(Exception):
