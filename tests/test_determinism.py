@@ -62,7 +62,7 @@ def test_non_finite_loss_stops_the_stage_and_a_rerun_resumes_from_the_last_good_
     (stage,) = root.glob("stages/pretrain/*")
     assert "non-finite loss" in json.loads((stage / "failed.json").read_text())["error"]
     assert not (stage / "done").exists() and not (stage / "model.pt").exists()
-    ck = torch.load(stage / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(stage / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert (ck["state"]["epoch"], ck["state"]["step"]) == (1, 0)  # the end of epoch 0, saved before the NaN
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
     assert runner.main(["--status", "--config", str(config), "--out", str(out)]) == 0

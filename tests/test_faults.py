@@ -59,7 +59,7 @@ def test_sigterm_mid_epoch_saves_and_the_resumed_run_is_identical(grid, tmp_path
     import torch
 
     (ck,) = root.glob("stages/pretrain/*/checkpoint.pt")
-    state = torch.load(ck, map_location="cpu", weights_only=False)["state"]
+    state = torch.load(ck, map_location="cpu", weights_only=True)["state"]
     assert (state["epoch"], state["step"]) == (0, 1)  # mid-epoch
     assert not list((root / "claims").glob("*.claim")) and not (root / "results.nc").exists()
     code, log = run(config, out, cache, tmp_path / "2.log")

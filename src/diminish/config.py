@@ -13,7 +13,10 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
+import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -103,10 +106,18 @@ class StageConfig:
     warmup_epochs: int = 0  # the paper uses none
 
     def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ConfigError(f"epochs must be >= 0, got {self.epochs}")
-        if self.lr <= 0 or self.batch_size <= 0:
-            raise ConfigError(f"lr and batch_size must be positive, got {self.lr}, {self.batch_size}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be finite and positive, got {self.lr}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be finite and >= 0, got {self.weight_decay}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma (the learning-rate factor at each milestone) must be in (0, 1], got {self.gamma}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0) or self.warmup_epochs < 0:
+            raise ConfigError(f"grad_clip and warmup_epochs must be >= 0, got {self.grad_clip}, {self.warmup_epochs}")
         if any(m <= 0 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"milestones must be positive and increasing, got {list(self.milestones)}")
 
@@ -131,6 +142,11 @@ class FinetuneConfig(StageConfig):
     split_seed: int = 42  # the paper's torch.Generator seed for the held-out test set
     eval_batch_size: int = 256
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eval_batch_size <= 0:
+            raise ConfigError(f"eval_batch_size must be positive, got {self.eval_batch_size}")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -141,6 +157,10 @@ class DataConfig:
     imagenet_root: str = "data/imagenet"
     limit: int = 0  # 0 = use every image in the folder; otherwise cap each cache at this many
     skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise ConfigError(f"limit must be >= 0 (0: every image), got {self.limit}")
 
 
 @dataclass(frozen=True)
@@ -165,6 +185,7 @@ class ExperimentConfig:
     source_text: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        _check_name(self.name)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be a non-empty list of distinct integers, got {list(self.seeds)}")
         if any(s < 0 for s in self.pretrain.sizes):
@@ -206,6 +227,16 @@ class RuntimeConfig:
     checkpoint_every: float | None = None  # min seconds between epoch-end checkpoints; None: 0 on CPU, 30 else
 
 
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def _check_name(name: str) -> None:
+    """The experiment's folder is ``<out>/<name>``: the name must be one plain path component."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name or len(name) > 128:
+        raise ConfigError(f"name must be one plain folder name (letters, digits, '_', '-', '.', '+'; no '/', "
+                          f"'..' or leading '.'), since results go to <out>/<name>; got {name!r}")
+
+
 def stable_hash(obj: Any, length: int = 16) -> str:
     text = json.dumps(obj, sort_keys=True, default=_json_default, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
@@ -242,20 +273,48 @@ def _build(cls: type, data: dict[str, Any], where: str, source: str) -> Any:
         elif getattr(hint, "__origin__", None) is tuple:
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{source}: '{where}{f.name}' must be a list, got {value!r}")
-            value = tuple(value)
-        elif hint is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            value = tuple(_item(v, hint.__args__[0], f"{where}{f.name}", source, value) for v in value)
+        elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = _finite(value, f"{where}{f.name}", source)
         elif hint in (int, float, bool, str) and not isinstance(value, hint):
             raise ConfigError(f"{source}: '{where}{f.name}' must be {hint.__name__}, got {value!r}")
         elif hint is int and isinstance(value, bool):
             raise ConfigError(f"{source}: '{where}{f.name}' must be int, got {value!r}")
         kwargs[f.name] = value
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
+        if isinstance(built, StageConfig):
+            _warn_late_milestones(built, where, source)
+        return built
     except ConfigError as e:
         raise ConfigError(f"{source}: [{where.rstrip('.') or 'top'}] {e}") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{source}: [{where.rstrip('.') or 'top'}] {e}") from None
+
+
+def _item(v: Any, kind: type, key: str, source: str, whole: Any) -> Any:
+    """One element of a list-valued key, of the list's element type (an int is accepted as a float)."""
+    if kind is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+        raise ConfigError(f"{source}: '{key}' must be a list of {kind.__name__}, got {list(whole)!r} "
+                          f"({v!r} is {type(v).__name__})")
+    return _finite(v, key, source) if kind is float else v
+
+
+def _finite(v: float, key: str, source: str) -> float:
+    if not math.isfinite(v):
+        raise ConfigError(f"{source}: '{key}' must be a finite number, got {v}")
+    return float(v)
+
+
+def _warn_late_milestones(sc: StageConfig, where: str, source: str) -> None:
+    """A milestone at or after the last epoch never lowers the learning rate: allowed (a short test
+    run keeps its full-length schedule), but said."""
+    late = [m for m in sc.milestones if m >= sc.epochs]
+    if late:
+        warnings.warn(f"{source}: '{where}milestones' {late} at or after the last epoch ({sc.epochs} epochs) "
+                      "never take effect", UserWarning, stacklevel=4)
 
 
 def loads(text: str, source: str = "<string>") -> ExperimentConfig:

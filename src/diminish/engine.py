@@ -41,6 +41,29 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message names stage, epoch and step."""
 
 
+class NonFiniteWeightsError(NonFiniteLossError):
+    """A parameter is NaN or infinite after the last step although every loss was finite."""
+
+
+def check_finite_weights(model: torch.nn.Module, where: str, advice: str, loss_fn=None, batch=None) -> None:
+    """Raise :class:`NonFiniteWeightsError` naming ``where``, the problem and ``advice`` when a
+    parameter or buffer of ``model`` is NaN or infinite, or (given ``loss_fn`` and a ``batch``) when
+    the loss of the final weights on that batch is: finite but huge weights (a learning rate of
+    1e30) give NaN outputs although every parameter is finite."""
+    problem = None
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            problem = f"parameter {name}"
+            break
+    if problem is None and loss_fn is not None:
+        with torch.no_grad():
+            loss = float(loss_fn(model, batch)[0])
+        problem = None if math.isfinite(loss) else f"their loss on a training batch is {loss}"
+    if problem is not None:
+        raise NonFiniteWeightsError(f"non-finite weights in {where} after its last step ({problem}); "
+                                    f"nothing was evaluated or saved: {advice}")
+
+
 def derive_seed(*parts: object) -> int:
     """A 63-bit seed that is a stable function of ``parts`` (strings, numbers, bools)."""
     digest = hashlib.sha256(json.dumps(parts, default=str).encode()).digest()

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from .console import guard
 from .model import TRIMAP_CLASSES
 
 
@@ -60,7 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.checkpoint).is_file():
         print(f"error: checkpoint not found: {a.checkpoint}", file=sys.stderr)
         return 2
-    r = score(a.checkpoint, a.pets_root, a.cache_dir, a.batch_size, not a.no_progress, a.device)
+    if a.batch_size < 1:
+        print(f"error: --batch-size must be >= 1, got {a.batch_size}", file=sys.stderr)
+        return 2
+    try:
+        r = score(a.checkpoint, a.pets_root, a.cache_dir, a.batch_size, not a.no_progress, a.device)
+    except (ValueError, OSError) as e:  # a file that is not a model (never unpickled as code), bad data
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if a.json:
         print(json.dumps(r, indent=1))
         return 0
@@ -73,4 +81,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guard(main))

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from .assemble import finish
 from .config import ConfigError, RuntimeConfig, load
+from .console import quiet_stdout
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
-from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
+from .schedule import owners, parse_shard, run_jobs, schedule, unit_state, verify_finished
 from .store import Store, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
@@ -252,6 +253,7 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
 
     k, n = parse_shard(args.shard)
     units = units_of(plan)
+    verify_finished(plan, store)
     todo = [u for u in units if not store.is_done(u)]
     acc = None
     if todo:
@@ -324,11 +326,17 @@ def cli(argv: list[str] | None = None) -> int:
     problem, exit status 1, instead of a traceback. The failed stage is recorded (``--status``);
     rerunning the same command after fixing the cause resumes from its last checkpoint."""
     from .data.readers import DataError
+    from .digests import DamagedFile
     from .engine import NonFiniteLossError
 
     try:
-        return main(argv)
-    except (DataError, NonFiniteLossError, OSError) as e:
+        code = main(argv)
+        sys.stdout.flush()  # a closed pipe (--status | head) shows here
+        return code
+    except BrokenPipeError:
+        quiet_stdout()
+        return 0
+    except (DataError, NonFiniteLossError, DamagedFile, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing finished is lost; fix the cause and rerun the same command to resume "
               "(--status lists failed stages)", file=sys.stderr)

@@ -19,11 +19,16 @@ from collections import Counter
 
 from .assemble import finish
 from .config import RuntimeConfig
-from .plan import Plan, Stage, deps
+from .digests import UpstreamDamaged
+from .plan import KINDS, Plan, Stage, deps
 from .store import Store
 from .training import StageInterrupted
 
 WAIT, DONE = "wait", "done"
+# The files of a finished stage that later work reads (fine-tuned weights are checked when used:
+# they are deleted once their cell is evaluated).
+NEEDED = {"pretrain": ("record.json", "model.pt"), "intermediate": ("record.json", "model.pt"),
+          "finetune": ("record.json",), "evaluate": ("record.json",)}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -35,6 +40,19 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise SystemExit(f"--shard {text!r}: need N >= 1 and 0 <= K < N")
     return k, n
 
+
+
+def verify_finished(plan: Plan, store: Store) -> int:
+    """Check the files of every finished stage against the sizes and checksums recorded when they
+    were written; a stage with a missing or damaged file is marked not done (one line each), so
+    it runs again. Returns how many were."""
+    n = 0
+    for kind in KINDS:
+        for s in plan.stages(kind):
+            if store.is_done(s) and (bad := store.check(s, NEEDED[kind])):
+                store.undo(s, *bad[0])
+                n += 1
+    return n
 
 
 def owners(units: list[Stage], n: int) -> dict[str, int]:
@@ -94,6 +112,10 @@ def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: 
             if acc.is_main_process:
                 store.release(unit)
             return _stopped(ctx, str(e))
+        except UpstreamDamaged:  # marked not done (execute said which file); picked up again below
+            if acc.is_main_process:
+                store.release(unit)
+            continue
         except KeyboardInterrupt:
             if acc.is_main_process:
                 store.release(unit)

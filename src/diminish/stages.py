@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from .context import Batches, Context, DeviceData
+from .digests import DamagedFile, UpstreamDamaged
 from .plan import Plan, Stage
 from .store import atomic_save_npz, atomic_torch_save
 from .training import StageInterrupted, train
@@ -41,14 +42,26 @@ def _backbone(ctx: Context, seed: int):
 
 def _with_upstream(ctx: Context, stage: Stage, wrapper) -> None:
     """Load the upstream stage's backbone into ``wrapper`` (nothing for a random initialisation)."""
-    import torch
-
     from .model import load_backbone
 
     if stage.upstream is None:
         return
-    blob = torch.load(ctx.store.dir(stage.upstream) / "model.pt", map_location="cpu", weights_only=False)
+    _, blob = upstream_model(ctx, stage.upstream, build=False)
     load_backbone(wrapper, blob["state_dict"])
+
+
+def upstream_model(ctx: Context, up: Stage, build: bool = True):
+    """A finished stage's model.pt, checked against the size and checksum recorded when it was
+    written and read without running any code in it -> (module or None, blob); raises
+    :class:`UpstreamDamaged` naming the file when it is missing, altered or unreadable."""
+    path = ctx.store.dir(up) / "model.pt"
+    bad = ctx.store.check(up, ("model.pt",))
+    if bad:
+        raise UpstreamDamaged(up, *bad[0])
+    try:
+        return load_model(path, build=build)
+    except (ValueError, OSError) as e:
+        raise UpstreamDamaged(up, path, str(e).removeprefix(f"{path}: ")) from None
 
 
 def cross_entropy(logits, target):
@@ -202,16 +215,26 @@ def run_finetune(ctx: Context, stage: Stage):
     return record, model
 
 
-def load_model(path: Path):
-    """A saved model file -> (module, blob). Works for the files written by every stage."""
+def load_model(path: Path, build: bool = True):
+    """A saved model file -> (module, blob). Works for the files written by every stage. The file
+    is read with ``weights_only=True``: tensors and plain containers only, so a crafted file cannot
+    run code; anything else is a ValueError naming the file. ``build=False``: (None, blob)."""
+    import pickle
+
     import torch
 
     from .model import Classifier, Segmenter, ViNy, ViNyConfig
     from .simmim import SimMIM, SimMIMConfig
 
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a loadable diminish model file ({why})") from None
     if not isinstance(blob, dict) or blob.get("format") != 1 or "state_dict" not in blob:
         raise ValueError(f"{path}: not a diminish model file")
+    if not build:
+        return None, blob
     backbone = ViNy(ViNyConfig(**blob["model_config"]))
     task = blob["task"]
     if task == "segment":
@@ -251,7 +274,7 @@ def run_evaluate(ctx: Context, stage: Stage, model=None, examples: int = 0) -> d
 
     ft = stage.upstream
     if model is None:
-        model, _ = load_model(ctx.store.dir(ft) / "model.pt")
+        model, _ = upstream_model(ctx, ft)
     data, test_idx, _ = _pets(ctx)
     cm, scores = segment_scores(ctx, model, data, test_idx, ctx.cfg.finetune.eval_batch_size)
     if examples and ctx.is_main:
@@ -266,7 +289,10 @@ def run_evaluate(ctx: Context, stage: Stage, model=None, examples: int = 0) -> d
                         cell=np.array(f"pretrain={stage.pretrain} intermediate={stage.intermediate} "
                                       f"finetune={stage.finetune} seed={stage.seed} (first {examples} "
                                       f"test images by cache index)"))
-    ftrec = ctx.store.record(ft) if ctx.store.is_done(ft) else {}
+    try:
+        ftrec = ctx.store.record(ft) if ctx.store.is_done(ft) else {}
+    except DamagedFile as e:  # the fine-tuning reruns; this stage is not to blame
+        raise UpstreamDamaged(ft, e.path, e.problem) from None
     return {"pretrain": stage.pretrain, "intermediate": stage.intermediate, "finetune": stage.finetune,
             "seed": stage.seed, "accuracy": scores["accuracy"], "miou": scores["miou"], "iou": scores["iou"],
             "confusion": cm.tolist(), "n_test": len(test_idx), "train_seconds": ftrec.get("train_seconds"),
@@ -294,7 +320,10 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
             return record
         ft, model = unit.upstream, None
         weights = store.dir(ft) / "model.pt"
-        if not (store.is_done(ft) and weights.is_file()):
+        damaged = store.is_done(ft) and weights.is_file() and store.check(ft, ("model.pt",))
+        if damaged and ctx.is_main:
+            store.undo(ft, *damaged[0])
+        if damaged or not (store.is_done(ft) and weights.is_file()):
             current = ft
             if ctx.is_main:
                 with contextlib.suppress(FileNotFoundError):
@@ -323,6 +352,10 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
         ctx.acc.wait_for_everyone()
         return record
     except StageInterrupted:
+        raise
+    except UpstreamDamaged as e:  # the upstream stage reruns; the unit waits for it, unblamed
+        if ctx.is_main:
+            store.undo(e.stage, e.path, e.problem)
         raise
     except BaseException as e:
         if ctx.is_main and not isinstance(e, KeyboardInterrupt):

@@ -9,13 +9,15 @@ Store (one folder per stage, under ``<out>/<name>/stages/<kind>/<key>/``)::
     record.json      the stage's results (losses, accuracies, seconds, cache hash)
     log.jsonl        one JSON line per event (start, resume, epoch, done, interrupted, failed)
     failed.json      the last failure, if any (removed by a later success)
-    done             written last: only its presence makes the stage count as finished
+    done             written last: only its presence makes the stage count as finished; it holds the
+                     size and SHA-256 of record.json, model.pt and examples.npz as written
 
 Every file is written to a temporary name in the same folder and renamed into place. Lifecycle
 events of every stage are also appended to ``<out>/<name>/executions.jsonl``.
 
 Claims (``<out>/<name>/claims/<kind>-<key>.claim``, one per unit of work) are created with ``O_CREAT | O_EXCL`` and hold the
-owner's pid, host and start time; a claim whose process is gone (same host) or whose file has not
+owner's pid, host, the time and the process's start time; a claim whose process is gone (same host:
+no process with that pid, or one that started at another time) or whose file has not
 been touched for ``claim_timeout`` seconds (the owner touches it while it works) is stale and may
 be taken over.
 
@@ -34,6 +36,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .digests import DamagedFile, digest, digest_problem, file_digest
+from .locks import locked
 from .plan import Stage
 
 
@@ -61,18 +65,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
+
+
 def atomic_write_json(path: Path, obj: Any) -> Path:
-    return atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+    return atomic_write_bytes(path, _json_bytes(obj))
 
 
-def atomic_torch_save(path: Path, obj: Any) -> Path:
+def atomic_torch_save(path: Path, obj: Any) -> dict:
+    """Write ``obj`` with torch.save, atomically; returns the file's :func:`digest`."""
     import io
 
     import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
+    return digest(buf.getvalue())
 
 
 def atomic_save_npz(path: Path, **arrays) -> Path:
@@ -106,11 +116,57 @@ class Store:
         return (self.dir(stage) / "done").is_file()
 
     def record(self, stage: Stage) -> dict:
-        return read_json(self.dir(stage) / "record.json")
+        """The stage's record.json; :class:`DamagedFile` (naming it) when it cannot be read."""
+        path = self.dir(stage) / "record.json"
+        try:
+            rec = read_json(path)
+        except FileNotFoundError:
+            raise DamagedFile(path, f"missing, though {stage.label} is marked done") from None
+        except (OSError, ValueError) as e:
+            raise DamagedFile(path, f"not a readable stage record ({type(e).__name__}: {e})") from None
+        if not isinstance(rec, dict):
+            raise DamagedFile(path, "not a readable stage record (not a JSON object)")
+        return rec
+
+    def check(self, stage: Stage, names: tuple[str, ...]) -> list[tuple[Path, str]]:
+        """The files among ``names`` of a done stage that are missing or differ from what was
+        written (sizes and checksums are in its ``done`` file; a ``done`` written before they were
+        recorded checks existence, and that record.json parses): [(path, problem)]."""
+        d = self.dir(stage)
+        try:
+            info = read_json(d / "done")
+        except (OSError, ValueError):
+            info = None
+        if not isinstance(info, dict):
+            return [(d / "done", "unreadable")]
+        files = info.get("files") or {}
+        bad = [(d / n, why) for n in names if (why := digest_problem(d / n, files.get(n))) is not None]
+        if "record.json" in names and "record.json" not in files and not bad:
+            try:
+                self.record(stage)
+            except DamagedFile as e:
+                bad.append((e.path, e.problem))
+        return bad
+
+    def undo(self, stage: Stage, path: Path, problem: str) -> None:
+        """Mark a done stage as not done because ``path`` is damaged, saying so in one line; it
+        then runs again like any unfinished stage."""
+        import sys
+
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir(stage) / "done").unlink()
+        print(f"warning: {path}: {problem}; {stage.label} is marked not done and runs again",
+              file=sys.stderr, flush=True)
 
     def failure(self, stage: Stage) -> dict | None:
         p = self.dir(stage) / "failed.json"
-        return read_json(p) if p.is_file() else None
+        try:
+            info = read_json(p)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            info = None
+        return info if isinstance(info, dict) and "error" in info else {"error": f"{p}: unreadable failure record"}
 
     def begin(self, stage: Stage) -> Path:
         """Prepare a stage's folder for (re)running: spec written, stale temporary files removed."""
@@ -125,9 +181,14 @@ class Store:
 
     def finish(self, stage: Stage, record: dict) -> None:
         d = self.dir(stage)
-        atomic_write_json(d / "record.json", {"label": stage.label, "key": stage.key, **record})
-        atomic_write_json(d / "done", {"time": _now(), "host": HOST, "pid": os.getpid()})
-        for name in ("checkpoint.pt", "failed.json"):
+        text = _json_bytes({"label": stage.label, "key": stage.key, **record})
+        atomic_write_bytes(d / "record.json", text)
+        files = {"record.json": digest(text)}
+        for name in ("model.pt", "examples.npz"):  # written moments ago by this process
+            if (d / name).is_file():
+                files[name] = file_digest(d / name)
+        atomic_write_json(d / "done", {"time": _now(), "host": HOST, "pid": os.getpid(), "files": files})
+        for name in ("checkpoint.pt", "checkpoint.json", "failed.json"):
             with contextlib.suppress(FileNotFoundError):
                 (d / name).unlink()
         self.log(stage, "done")
@@ -169,7 +230,8 @@ class Store:
                     return False
                 continue
             with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": HOST, "time": time.time(), "shard": shard}, fh)
+                json.dump({"pid": os.getpid(), "host": HOST, "time": time.time(), "shard": shard,
+                           "started": process_start(os.getpid())}, fh)
             return True
         return False
 
@@ -227,9 +289,24 @@ def _claim_is_stale(path: Path, timeout: float) -> bool:
     info = _read_claim(path)
     if info is None:  # owner died between creating and writing the claim
         return age > 30
-    if info.get("host") == HOST and not _pid_alive(int(info.get("pid", -1))):
-        return True
+    if info.get("host") == HOST:
+        pid = int(info.get("pid", -1))
+        if not _pid_alive(pid):
+            return True
+        started = info.get("started")  # the pid reused by another process after the owner died
+        if started is not None and process_start(pid) not in (None, started):
+            return True
     return age > timeout
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22), or None
+    where that cannot be read (not Linux, process gone); with the pid it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -267,12 +344,6 @@ def root_lock(store: Store):
     """An exclusive lock held by every writer of files directly in the experiment folder
     (config.toml, results.nc, examples.npz), so that while it is held any temporary file there is
     a killed process's leftover."""
-    import fcntl
-
     store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.root / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locked(store.root / ".lock"):
+        yield

@@ -5,13 +5,16 @@ claim's heartbeat. The steps of one epoch are :func:`diminish.engine.train_one_e
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from pathlib import Path
 
 from .config import StageConfig
 from .context import Context
+from .digests import digest_problem
 from .plan import Stage
-from .store import atomic_torch_save
+from .store import atomic_torch_save, atomic_write_json, read_json
 
 
 class StageInterrupted(Exception):
@@ -32,12 +35,72 @@ def _scheduler(opt, sc: StageConfig):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: min(1.0, (e + 1) / w) * g ** sum(m <= e for m in ms))
 
 
-def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batches, n_images: int):
-    """Train ``model`` for ``sc.epochs`` epochs with checkpoints; returns (unwrapped model, state)."""
-    import math
+CHECKPOINT_KEYS = ("key", "model", "optimizer", "scheduler", "state", "rng")
+
+
+def rng_state() -> dict:
+    """The torch, numpy and python RNG states in types that ``torch.load(weights_only=True)`` reads
+    (numpy's key array as a tensor)."""
     import random
 
     import numpy as np
+    import torch
+
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+
+
+def set_rng_state(rng: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    n = rng["numpy"]
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    random.setstate(rng["python"])
+
+
+def read_checkpoint(path: Path, stage: Stage) -> dict | None:
+    """The stage's checkpoint, read with ``weights_only=True`` (no code in it runs) and checked
+    against the size and SHA-256 recorded beside it (``checkpoint.json``); None when there is none.
+    A damaged or unreadable one (truncated, overwritten, or written by an older version) is set
+    aside as ``checkpoint.damaged-<time>.pt`` with one line saying so, and the stage restarts."""
+    import torch
+
+    if not path.is_file():
+        return None
+    side = path.with_suffix(".json")
+    try:
+        expected = read_json(side) if side.is_file() else None
+        problem = digest_problem(path, expected if isinstance(expected, dict) else None)
+        if problem is None:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(blob, dict) or any(k not in blob for k in CHECKPOINT_KEYS):
+                problem = "not a checkpoint of this version (keys missing)"
+    except Exception as e:  # noqa: BLE001 - whatever unpickling or unzipping raises, the file is unusable
+        problem = f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    if problem is None:
+        if blob["key"] != stage.key:
+            raise RuntimeError(f"{path}: checkpoint belongs to stage {blob['key']}, not {stage.key}")
+        return blob
+    aside = path.with_name(f"checkpoint.damaged-{time.strftime('%Y%m%dT%H%M%S')}.pt")
+    with contextlib.suppress(FileNotFoundError):
+        path.rename(aside)
+    with contextlib.suppress(FileNotFoundError):
+        side.unlink()
+    print(f"warning: {path}: {problem}; set aside as {aside.name}, {stage.label} restarts from its first epoch",
+          file=sys.stderr, flush=True)
+    return None
+
+
+def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batches, n_images: int):
+    """Train ``model`` for ``sc.epochs`` epochs with checkpoints; returns (unwrapped model, state)."""
+    import math
+
     import torch
     from tqdm.auto import tqdm
 
@@ -49,18 +112,14 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
     sched = _scheduler(opt, sc)
     state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "count": 0, "seconds": 0.0, "history": []}
     ck = d / "checkpoint.pt"
-    if ck.is_file():
-        blob = torch.load(ck, map_location="cpu", weights_only=False)
-        if blob.get("key") != stage.key:
-            raise RuntimeError(f"{ck}: checkpoint belongs to stage {blob.get('key')}, not {stage.key}")
+    blob = read_checkpoint(ck, stage)
+    if blob is not None:
         model.load_state_dict(blob["model"])
         opt.load_state_dict(blob["optimizer"])
         sched.load_state_dict(blob["scheduler"])
         if blob.get("scaler") is not None and acc.scaler is not None:
             acc.scaler.load_state_dict(blob["scaler"])
-        torch.set_rng_state(blob["rng"]["torch"])
-        np.random.set_state(blob["rng"]["numpy"])
-        random.setstate(blob["rng"]["python"])
+        set_rng_state(blob["rng"])
         state = blob["state"]
         if ctx.is_main:
             store.log(stage, "resume", epoch=state["epoch"], step=state["step"])
@@ -76,11 +135,13 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
         last_save[0] = time.time()
         if not ctx.is_main:
             return
-        atomic_torch_save(ck, {
+        with contextlib.suppress(FileNotFoundError):  # a kill before the new one is written leaves none
+            ck.with_suffix(".json").unlink()
+        written = atomic_torch_save(ck, {
             "key": stage.key, "model": acc.unwrap_model(pmodel).state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "scaler": acc.scaler.state_dict() if acc.scaler else None,
-            "state": state, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                                    "python": random.getstate()}})
+            "state": state, "rng": rng_state()})
+        atomic_write_json(ck.with_suffix(".json"), written)
         store.heartbeat(ctx.unit or stage)
 
     pmodel, popt = acc.prepare(model, opt)  # pmodel, not the compiled wrapper, is saved and returned
@@ -136,4 +197,9 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
                 raise StageInterrupted(stage, epoch + 1, 0, d)
     finally:
         bar.close()
-    return acc.unwrap_model(pmodel), state
+    final = acc.unwrap_model(pmodel)
+    last = make_batches(sc.epochs - 1) if steps else None
+    engine.check_finite_weights(final, stage.label, f"lower [{stage.kind}] lr (now {sc.lr:g})"
+                                + ("" if sc.grad_clip else " or set grad_clip") + " and rerun",
+                                loss_fn if last is not None and len(last) else None, last[0] if last else None)
+    return final, state

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..console import guard
 from .readers import DATASETS, DataError
 from .synth import DEFAULT_SIZES
 
@@ -104,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"synthetic data (seed {args.seed}) written in {time.perf_counter() - t0:.1f} s:")
             for name, path in roots.items():
                 print(f"  {name}: {path}")
-    except (DataError, FileNotFoundError, ValueError) as e:
+    except BrokenPipeError:  # output closed early: console.guard ends quietly
+        raise
+    except (DataError, OSError, ValueError) as e:  # OSError: e.g. a cache folder that cannot be written
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guard(main))

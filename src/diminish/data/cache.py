@@ -34,8 +34,6 @@ Choices (ours):
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import multiprocessing as mp
@@ -52,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from ..locks import locked
 from . import readers
 from .readers import DataError, Item, list_dataset
 
@@ -91,15 +90,31 @@ class Cache:
 
     @classmethod
     def open(cls, path: str | Path) -> Cache:
+        """Open a built cache, checking that every array its dataset needs is there with the shape
+        the manifest gives and, where the manifest recorded them, the size and mtime it had when
+        written (so an array replaced or truncated since is caught without reading it all)."""
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
-        images = np.load(path / "images.npy", mmap_mode="r")
-        masks = np.load(path / "masks.npy", mmap_mode="r") if (path / "masks.npy").exists() else None
-        labels = np.load(path / "labels.npy") if (path / "labels.npy").exists() else None
         files = manifest["files"]
-        if images.shape[0] != len(files):
-            raise DataError(f"{path}: cache holds {images.shape[0]} images but lists {len(files)} files")
-        return cls(path, images, masks, labels, files, manifest["hash"], manifest,
+        n, s = len(files), manifest["shape"][-1]
+        shapes = {"images": (n, 3, s, s), "masks": (n, s, s) if manifest["dataset"] == "pets" else None,
+                  "labels": (n,) if manifest["dataset"] == "intel" else None}
+        arrays = {}
+        for name, shape in shapes.items():
+            f = path / f"{name}.npy"
+            if shape is None:
+                arrays[name] = None
+                continue
+            if not f.is_file():
+                raise DataError(f"{f}: missing from the cache")
+            written = (manifest.get("arrays") or {}).get(name)
+            st = f.stat()
+            if written is not None and [st.st_size, st.st_mtime_ns] != written:
+                raise DataError(f"{f}: changed since the cache was built (size or modification time)")
+            arrays[name] = np.load(f, mmap_mode=None if name == "labels" else "r")
+            if arrays[name].shape != shape:
+                raise DataError(f"{f}: shape {arrays[name].shape}, but the manifest lists {shape}")
+        return cls(path, arrays["images"], arrays["masks"], arrays["labels"], files, manifest["hash"], manifest,
                    skipped=[tuple(s) for s in manifest["skipped"]])
 
 
@@ -139,10 +154,12 @@ def prepare(
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"{dataset}-{split}-{_hash(settings)[:12]}"
-    with _locked(cache_dir / f".{target.name}.lock"):
-        existing = _try_open(target)
+    with locked(cache_dir / f".{target.name}.lock"):
+        existing, problem = _try_open(target)
         if existing is not None and existing.manifest.get("fingerprint") == fingerprint:
             return existing
+        if problem is not None:
+            print(f"warning: {problem}; rebuilding the cache {target}", file=sys.stderr, flush=True)
         return _build(target, listing, items, settings, sources, fingerprint, workers, progress, skip_bad)
 
 
@@ -210,6 +227,7 @@ def _build(target: Path, listing: readers.Listing, items: list[Item], settings: 
             "build_seconds": round(time.perf_counter() - t0, 3),
         }
         del images, masks
+        manifest["arrays"] = {f.stem: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(tmp.glob("*.npy"))}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         _replace(tmp, target)
     except BaseException:
@@ -332,13 +350,16 @@ def _compact(path: Path, arr: np.memmap, keep: list[int]) -> np.memmap:
     return out
 
 
-def _try_open(path: Path) -> Cache | None:
+def _try_open(path: Path) -> tuple[Cache | None, str | None]:
+    """(the cache, None), or (None, what is wrong with it) when it is damaged, or (None, None)."""
     if not (path / "manifest.json").is_file():
-        return None
+        return None, None
     try:
-        return Cache.open(path)
-    except (OSError, ValueError, KeyError):
-        return None  # damaged: rebuild
+        return Cache.open(path), None
+    except DataError as e:
+        return None, str(e)
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        return None, f"{path}: unreadable cache ({type(e).__name__}: {e})"
 
 
 def _replace(tmp: Path, target: Path) -> None:
@@ -350,13 +371,3 @@ def _replace(tmp: Path, target: Path) -> None:
     os.rename(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

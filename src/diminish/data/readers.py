@@ -120,22 +120,56 @@ def is_image_file(path: Path) -> bool:
     return head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def _files(folder: Path) -> list[Path]:
-    with os.scandir(folder) as it:
-        return sorted((Path(e.path) for e in it if e.is_file()), key=lambda p: p.name)
+def _link_problem(entry: os.DirEntry) -> str | None:
+    """Why a directory entry that is a symbolic link cannot be followed (None: it can, or is no link)."""
+    if not entry.is_symlink():
+        return None
+    try:
+        os.stat(entry.path)
+    except FileNotFoundError:
+        return f"dangling symbolic link (to {os.readlink(entry.path)}, which does not exist)"
+    except OSError as e:
+        return f"symbolic link that cannot be followed ({e.strerror}; a loop?)"
+    return None
 
 
-def _subdirs(folder: Path) -> list[Path]:
+def _entries(folder: Path, want_dirs: bool, broken: list | None) -> list[Path]:
+    """Files (or folders) in ``folder`` by name; links that lead nowhere go to ``broken`` as
+    (path, reason), or raise :class:`DataError` naming them when ``broken`` is None."""
+    out = []
     with os.scandir(folder) as it:
-        return sorted(
-            (Path(e.path) for e in it if e.is_dir() and not e.name.startswith((".", "__"))),
-            key=lambda p: p.name,
-        )
+        for e in it:
+            why = _link_problem(e)
+            if why is not None:
+                if broken is None:
+                    raise DataError(f"{e.path}: {why} (pass skip_bad / --skip-bad to leave it out)")
+                broken.append((Path(e.path), why))
+            elif e.is_dir() if want_dirs else e.is_file():
+                out.append(Path(e.path))
+    return sorted(out, key=lambda p: p.name)
+
+
+def _files(folder: Path, broken: list | None = None) -> list[Path]:
+    return _entries(folder, False, broken)
+
+
+def _subdirs(folder: Path, broken: list | None = None) -> list[Path]:
+    return [d for d in _entries(folder, True, broken) if not d.name.startswith((".", "__"))]
+
+
+def _one_per_stem(files: list[Path], what: str) -> dict[str, Path]:
+    """stem -> file; two files with one stem (``Cat_1.jpg`` and ``Cat_1.JPG``) is an error naming both."""
+    out: dict[str, Path] = {}
+    for f in files:
+        if f.stem in out:
+            raise DataError(f"{out[f.stem]} and {f}: two {what} for one example ({f.stem}); keep one of them")
+        out[f.stem] = f
+    return out
 
 
 def _class_images(d: Path, base: Path, skip_bad: bool, ignored: list, skipped: list) -> list[Path]:
     """A class folder's image files; an empty folder is an error, or recorded in ``skipped``."""
-    images, ign = _split_images(d, base)
+    images, ign = _split_images(d, base, skip_bad, skipped)
     ignored += ign
     if not images:
         msg = "empty class folder (no image files)"
@@ -145,10 +179,15 @@ def _class_images(d: Path, base: Path, skip_bad: bool, ignored: list, skipped: l
     return images
 
 
-def _split_images(folder: Path, root: Path) -> tuple[list[Path], list[str]]:
-    images, ignored = [], []
-    for f in _files(folder):
+def _split_images(folder: Path, root: Path, skip_bad: bool = False,
+                  skipped: list | None = None) -> tuple[list[Path], list[str]]:
+    """Image files and the relative paths of the others; broken links are an error, or (with
+    ``skip_bad``) recorded in ``skipped``."""
+    images, ignored, broken = [], [], []
+    for f in _files(folder, broken if skip_bad else None):
         (images if is_image_file(f) else ignored).append(f)
+    if skipped is not None:
+        skipped += [(str(f.relative_to(root)), why) for f, why in broken]
     return images, [str(f.relative_to(root)) for f in ignored]
 
 
@@ -174,10 +213,13 @@ def pets_root(root: str | Path) -> Path:
 def list_pets(root: str | Path, *, skip_bad: bool = False) -> Listing:
     """Every image that has a trimap, sorted by file name."""
     base = pets_root(root)
-    images, ignored = _split_images(base / "images", base)
+    skipped: list = []
+    images, ignored = _split_images(base / "images", base, skip_bad, skipped)
+    _one_per_stem(images, "images")
     trimap_dir = base / "annotations" / "trimaps"
-    trimaps = {f.stem: f for f in _files(trimap_dir) if not f.name.startswith(".")}
-    items, skipped = [], []
+    tri_files, _ = _split_images(trimap_dir, base, skip_bad, skipped)
+    trimaps = _one_per_stem(tri_files, "trimaps")  # files that are not images (notes, XML) are ignored
+    items = []
     for img in images:
         tri = trimaps.get(img.stem)
         if tri is None:
@@ -211,7 +253,7 @@ def intel_split_dir(root: str | Path, split: str = "train") -> Path:
 def list_intel(root: str | Path, split: str = "train", *, skip_bad: bool = False) -> Listing:
     folder = intel_split_dir(root, split)
     base = Path(root)
-    found = _subdirs(folder)
+    found = _subdirs(folder)  # a broken link among the class folders is an error: the layout is in doubt
     unexpected = [d for d in found if d.name not in INTEL_CLASSES]
     if unexpected:
         raise DataError(

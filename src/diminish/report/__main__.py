@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..console import guard, one_line
+
 
 def _inputs(args):
     from .inputs import load_inputs
@@ -67,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             from .build import build_all
 
             print(build_all(inp, args.out_dir))
-    except (ReportInputError, FileNotFoundError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except BrokenPipeError:  # output closed early: console.guard ends quietly
+        raise
+    except (ReportInputError, OSError, ValueError, KeyError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guard(main))
