@@ -2,7 +2,8 @@
 
 Dims and coords
     pretrain      int    pre-training images (0 = random initialisation)
-    intermediate  bool   intermediate Intel fine-tuning off/on (stored as int8 0/1 in the file)
+    intermediate  bool   intermediate Intel fine-tuning off/on (stored as int8 0/1 in the file, with
+                         CF ``flag_values``/``flag_meanings``; ``.sel(intermediate=1)`` works on the raw file)
     finetune      int    fine-tuning pets images
     seed          int
     class         str    tri-map class: pet, background, border
@@ -15,6 +16,9 @@ Variables (metrics in percent, NaN where a cell was not run)
     final_loss(pretrain, intermediate, finetune, seed)     last fine-tuning epoch's mean loss
     pretrain_loss(pretrain, seed)                          final SimMIM loss (NaN for P = 0)
     intermediate_accuracy(pretrain, seed)                  Intel accuracy after the intermediate stage
+
+Every variable and coordinate gets ``long_name``, ``units`` and ``description`` from :data:`SCHEMA`
+when written (a name missing from the table is an error); the file says ``Conventions = "CF-1.10"``.
 
 attrs: config text and hash, package/torch/accelerate versions, git commit, device, data roots,
 cache hashes, creation time, ``synthetic`` (1 when made from synthetic stand-in data).
@@ -37,6 +41,32 @@ from .model import TRIMAP_CLASSES
 CELL_DIMS = ("pretrain", "intermediate", "finetune", "seed")
 CELL_VARS = ("accuracy", "miou", "train_seconds", "final_loss")
 STAGE_VARS = ("pretrain_loss", "intermediate_accuracy")
+CONVENTIONS = "CF-1.10"
+INTERMEDIATE_FLAGS = "no_intermediate intel_intermediate_finetuning"  # meanings of 0 and 1
+
+# The one table of what each name in results.nc means: (long_name, units, description).
+# write_results applies it to every variable and coordinate and refuses a name it lacks.
+# Time is in "s", not "seconds": xarray decodes a variable whose units are "seconds" into timedelta64
+# when asked to decode time deltas (the default before xarray 2025.01).
+SCHEMA: dict[str, tuple[str, str, str]] = {
+    "pretrain": ("pre-training images", "images",
+                 "ImageNet images used for SimMIM pre-training (0 = random initialisation)"),
+    "intermediate": ("intermediate fine-tuning", "1",
+                     "0 = none, 1 = supervised fine-tuning on Intel scene classification before Pets"),
+    "finetune": ("fine-tuning images", "images", "Oxford-IIIT Pet images used for tri-map fine-tuning"),
+    "seed": ("seed", "1", "random seed of initialisation, subsets, masks and augmentation"),
+    "class": ("tri-map class", "1", "segmentation class of the Pets tri-map"),
+    "accuracy": ("pixel accuracy", "percent", "share of correctly labelled pixels on the held-out Pets test set"),
+    "miou": ("mean IoU", "percent",
+             "mean over tri-map classes of intersection over union, from the test set's summed confusion matrix"),
+    "iou": ("per-class IoU", "percent", "intersection over union of each tri-map class on the held-out test set"),
+    "train_seconds": ("fine-tuning wall time", "s", "wall-clock time of the fine-tuning stage"),
+    "final_loss": ("final fine-tuning loss", "1", "mean cross-entropy of the last fine-tuning epoch"),
+    "pretrain_loss": ("final pre-training loss", "1",
+                      "mean masked-pixel L1 loss of the last SimMIM epoch (NaN for random initialisation)"),
+    "intermediate_accuracy": ("intermediate test accuracy", "percent",
+                              "Intel scene classification accuracy after the intermediate stage"),
+}
 
 
 def empty_results(
@@ -58,21 +88,33 @@ def empty_results(
     data["iou"] = (CELL_DIMS + ("class",), np.full(shape + (len(TRIMAP_CLASSES),), np.nan))
     for v in STAGE_VARS:
         data[v] = (("pretrain", "seed"), np.full((shape[0], shape[3]), np.nan))
-    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
-    for v in ("accuracy", "miou", "iou", "intermediate_accuracy"):
-        ds[v].attrs["units"] = "%"
-    ds["train_seconds"].attrs["units"] = "s"
-    return ds
+    return xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
+
+
+def describe(ds: xr.Dataset) -> xr.Dataset:
+    """A copy with ``long_name``, ``units`` and ``description`` from :data:`SCHEMA` on every variable
+    and coordinate, CF flags on ``intermediate`` (stored as int8) and ``Conventions``."""
+    out = ds.copy()
+    out = out.assign_coords(intermediate=out["intermediate"].astype(np.int8))
+    missing = [str(n) for n in list(out.variables) if n not in SCHEMA]
+    if missing:
+        raise ValueError(f"results.py SCHEMA has no entry for {missing}: add long_name, units and "
+                         "description there before writing these to results.nc")
+    for name in out.variables:
+        long_name, units, description = SCHEMA[str(name)]
+        out[name].attrs.update(long_name=long_name, units=units, description=description)
+    out["intermediate"].attrs.update(flag_values=np.array([0, 1], dtype=np.int8),
+                                     flag_meanings=INTERMEDIATE_FLAGS)
+    out.attrs = {k: _attr(v) for k, v in out.attrs.items()}
+    out.attrs["Conventions"] = CONVENTIONS
+    return out
 
 
 def write_results(ds: xr.Dataset, path: str | Path) -> Path:
     """Write atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = ds.copy()
-    out = out.assign_coords(intermediate=out["intermediate"].astype(np.int8))
-    out["intermediate"].attrs["meaning"] = "0 = no intermediate fine-tuning, 1 = Intel fine-tuning"
-    out.attrs = {k: _attr(v) for k, v in out.attrs.items()}
+    out = describe(ds)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".nc", dir=path.parent)
     os.close(fd)
     try:
