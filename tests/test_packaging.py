@@ -1,0 +1,41 @@
+"""Every package that src/ imports is declared in pyproject.toml."""
+
+import ast
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST_OF = {"PIL": "pillow"}  # import name -> distribution name, where they differ
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def imported_top_level() -> dict[str, str]:
+    found = {}
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_imported_package_is_declared():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(meta["dependencies"]) + [d for ds in meta["optional-dependencies"].values() for d in ds]
+    declared = {_norm(re.split(r"[<>=!~\[; ]", s, maxsplit=1)[0]) for s in specs}
+    imports = imported_top_level()
+    assert "pandas" in imports and "torch" in imports  # the scan sees real imports
+    undeclared = {mod: where for mod, where in imports.items()
+                  if mod not in sys.stdlib_module_names and mod not in ("diminish", "__future__")
+                  and _norm(DIST_OF.get(mod, mod)) not in declared}
+    assert not undeclared, f"imported but not in pyproject.toml: {undeclared}"
