@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from .assemble import finish
-from .config import ConfigError, RuntimeConfig, load
+from .config import ConfigError, RuntimeConfig, apply_overrides, load
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
 from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
 from .store import Store, atomic_write_bytes, root_lock
@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "resume and sharding, and assemble results.nc.",
     )
     p.add_argument("--config", default="experiments/paper.toml", help="experiment TOML (default: %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                   help="override one config value, read as TOML (repeatable), e.g. --set finetune.lr=1e-3; "
+                        "validated like the file; results go to OUT/<name>+KEY.PATH=VALUE/ unless --set name=...")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--all", action="store_true", help="run every unfinished stage of the grid")
     what.add_argument("--dry-run", action="store_true", help="print the plan (stages to run/reuse, image-steps); needs no data")
@@ -89,7 +92,7 @@ def intel_size(cfg) -> tuple[int, str]:
     return INTEL_TRAIN_IMAGES, "assumed: the published archive's seg_train (folder absent)"
 
 
-def print_plan(plan: Plan, store: Store, cfg_path: str) -> None:
+def print_plan(plan: Plan, store: Store, cfg_path: str, base: Store | None = None) -> None:
     cfg = plan.cfg
     n_intel, how = intel_size(cfg)
     print(f"plan for {cfg_path}: {cfg.name} (config {cfg.hash}) -> {store.root}")
@@ -104,12 +107,42 @@ def print_plan(plan: Plan, store: Store, cfg_path: str) -> None:
     total = 0
     for kind in KINDS:
         stages = plan.stages(kind)
-        todo = [s for s in stages if not store.is_done(s)]
+        todo = [s for s in stages if not store.is_done(s) and not (base and base.is_done(s))]
         steps = sum(image_steps(s, cfg, n_intel) for s in todo)
         if kind != "evaluate":
             total += steps
         print(f"{kind:<13}{len(stages):>7}{len(stages) - len(todo):>7}{len(todo):>7}{steps:>22,}  {per[kind]}")
     print(f"training image-steps to run: {total:,}")
+    if base is not None:
+        print(f"(reuse counts stages finished in {base.root}: --all links them into {store.root})")
+
+
+def adopt_finished(plan: Plan, store: Store, base: Store) -> int:
+    """Hard-link (or copy) into ``store`` every stage of the plan finished in ``base``, the folder of the
+    config without ``--set`` overrides: same key, same stage. Returns how many were adopted."""
+    import shutil
+
+    n = 0
+    for stage in plan.stages():
+        src, dst = base.dir(stage), store.dir(stage)
+        if store.is_done(stage) or not base.is_done(stage) or dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f".tmp-adopt-{stage.key}-{os.getpid()}"
+
+        def link(a, b):
+            try:
+                os.link(a, b)
+            except OSError:
+                shutil.copy2(a, b)
+
+        shutil.copytree(src, tmp, copy_function=link, ignore=shutil.ignore_patterns(".tmp-*", "checkpoint.pt"))
+        try:
+            os.rename(tmp, dst)
+            n += 1
+        except OSError:  # another job adopted it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return n
 
 
 def print_status(plan: Plan, store: Store, timeout: float) -> dict:
@@ -290,7 +323,8 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg = load(args.config)
+        base_cfg = load(args.config)
+        cfg = apply_overrides(base_cfg, args.overrides, args.config)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -300,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                        checkpoint_every=args.checkpoint_every)
     plan = build_plan(cfg)
     store = Store(rt.out_dir / cfg.name)
+    base = Store(rt.out_dir / base_cfg.name) if base_cfg.name != cfg.name else None
     if args.dry_run:
-        print_plan(plan, store, args.config)
+        print_plan(plan, store, args.config, base)
         return 0
     if args.status:
         print_status(plan, store, args.claim_timeout)
@@ -313,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2
+    if base is not None and base.root.is_dir():
+        n = adopt_finished(plan, store, base)
+        if n:
+            print(f"reusing {n} finished stages of {base.root} (same keys) in {store.root}", flush=True)
     if args.jobs > 1:
         return run_jobs(args, list(sys.argv[1:] if argv is None else argv), plan, store, rt)
     return run_all(args, cfg, plan, store, rt)

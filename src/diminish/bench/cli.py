@@ -47,12 +47,18 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--config", type=Path, default=None,
                    help="experiment TOML for model, batch sizes and grid (default experiments/paper.toml "
                         "if present, else the built-in paper defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                   help="override one config value, read as TOML (repeatable), e.g. --set finetune.batch_size=32")
     p.add_argument("--quick", action="store_true", help="batch 8, 2 short rounds: checks the machinery")
     p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     cfg_path = a.config or (Path("experiments/paper.toml") if Path("experiments/paper.toml").is_file() else None)
-    cfg = config_mod.load(cfg_path) if cfg_path else ExperimentConfig(name="paper")
+    try:
+        cfg = config_mod.load(cfg_path) if cfg_path else ExperimentConfig(name="paper")
+        cfg = config_mod.apply_overrides(cfg, a.overrides, str(cfg_path or "the built-in paper defaults"))
+    except config_mod.ConfigError as e:
+        p.exit(2, f"error: {e}\n")
     stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
     bad = [s for s in stages if s not in STAGES]
     if bad:
