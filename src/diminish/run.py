@@ -36,6 +36,10 @@ from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
 from .store import Store, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
+DEFAULT_CONFIG = "experiments/paper.toml"
+DEMO_HINT = ("to try the whole pipeline on synthetic data instead (minutes on a CPU): make demo, or\n"
+             "  python -m diminish.data synth --out data/synth && "
+             "python -m diminish.run --config experiments/demo.toml --all")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Run the study grid (pretrain -> intermediate -> finetune -> evaluate) with reuse, "
         "resume and sharding, and assemble results.nc.",
     )
-    p.add_argument("--config", default="experiments/paper.toml", help="experiment TOML (default: %(default)s)")
+    p.add_argument("--config", default=None,
+                   help=f"experiment TOML (default: {DEFAULT_CONFIG}, the full study: about 140 GB of data)")
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
                    help="override one config value, read as TOML (repeatable), e.g. --set finetune.lr=1e-3; "
                         "validated like the file; results go to OUT/<name>+KEY.PATH=VALUE/ unless --set name=...")
@@ -189,7 +194,8 @@ def check_data(cfg, needed: set[str]) -> None:
             except DataMissingError as e:
                 problems.append(f"  data.{name}_root: {e}")
     if problems:
-        raise SystemExit("missing datasets (set the roots in the config's [data] table):\n" + "\n".join(problems))
+        raise SystemExit("missing datasets (set the roots in the config's [data] table):\n" + "\n".join(problems)
+                         + "\n" + DEMO_HINT)
 
 
 def check_writable(folder: Path) -> None:
@@ -322,6 +328,8 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    explicit = args.config is not None
+    args.config = args.config or DEFAULT_CONFIG
     try:
         base_cfg = load(args.config)
         cfg = apply_overrides(base_cfg, args.overrides, args.config)
@@ -341,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.status:
         print_status(plan, store, args.claim_timeout)
         return 0
+    if args.all and not args.no_assemble and int(os.environ.get("RANK", "0")) == 0:
+        how = "" if explicit else " (the default --config: the full study; the demo is --config experiments/demo.toml)"
+        print(f"config: {args.config}{how}; {cfg.name} (config {cfg.hash}) -> {store.root}", flush=True)
     if not args.all:
         print("nothing to do: give --all (run the grid), --dry-run or --status; see --help", file=sys.stderr)
         return 2
@@ -366,12 +377,45 @@ def cli(argv: list[str] | None = None) -> int:
     from .engine import NonFiniteLossError
 
     try:
-        return main(argv)
-    except (DataError, NonFiniteLossError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        print("nothing finished is lost; fix the cause and rerun the same command to resume "
-              "(--status lists failed stages)", file=sys.stderr)
-        return 1
+        try:
+            code = main(argv)
+        except SystemExit as e:  # a check before any work (e.g. missing datasets) or argparse
+            if not isinstance(e.code, str):
+                raise
+            print(f"error: {e.code}", file=sys.stderr)
+            code = 1
+        except (DataError, NonFiniteLossError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            print("nothing finished is lost; fix the cause and rerun the same command to resume "
+                  "(--status lists failed stages)", file=sys.stderr)
+            code = 1
+    except SystemExit as e:
+        if e.code not in (0, None):
+            launcher_note(e.code if isinstance(e.code, int) else 2, "command-line error (see above)")
+        raise
+    if code:
+        launcher_note(code, "see the error above")
+    return code
+
+
+def launcher_note(code: int, what: str) -> None:
+    """Under ``accelerate launch`` or ``torchrun`` the launcher prints its own traceback for any non-zero
+    exit status; say that the error above is the whole story, and give torchrun's summary our message."""
+    if not any(k in os.environ for k in ("ACCELERATE_DYNAMO_BACKEND", "TORCHELASTIC_RUN_ID")):
+        return
+    if code < 128:
+        print(f"diminish.run exited with status {code} ({what}); this is not a crash: a launcher "
+              "traceback after this line only reports that exit status (accelerate launch -q leaves it out)",
+              file=sys.stderr, flush=True)
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:  # torchrun's failure summary shows this instead of "<N/A>"
+        import json
+        import time
+
+        message = f"diminish.run exited with status {code}: {what}"
+        with open(path, "w") as f:
+            json.dump({"message": {"message": message, "extraInfo": {"py_callstack": message,
+                                                                     "timestamp": str(int(time.time()))}}}, f)
 
 
 if __name__ == "__main__":

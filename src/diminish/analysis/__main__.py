@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import METRICS, load, write_csv
+from .common import DEFAULT_RESULTS, METRICS, default_results, load, write_csv
 from .compare import DEFAULT_TOLERANCE
 from .curves import FAMILIES, MAX_DELTA_AICC, MAX_PLATEAU_WIDTH, N_BOOT
 
@@ -213,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp, boot=True):
-        g = sp.add_mutually_exclusive_group(required=True)
-        g.add_argument("--results", type=Path, help="a results.nc file")
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--results", type=Path,
+                       help=f"a results.nc file (default: {DEFAULT_RESULTS[0]} if present, else {DEFAULT_RESULTS[1]})")
         g.add_argument("--reference", choices=["paper"], help="the paper's published tables instead of results")
         sp.add_argument("--metric", choices=METRICS, default="miou", help="metric to analyse (default miou)")
         sp.add_argument("--paper-spread", choices=["sd", "se"], default="sd",
@@ -272,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.results is None and not args.reference:
+            args.results = default_results()
+            print(f"no --results given: using {args.results} (the full study's results if present, "
+                  "else the demo's, as make paper does)", file=sys.stderr)
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
