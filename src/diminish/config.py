@@ -27,6 +27,12 @@ class ConfigError(ValueError):
     """A bad configuration: names the file, the key and the problem."""
 
 
+# Accelerate's trackers and the module each needs (``trackers = [...]``; install with the `tracking` extra).
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
+                   "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab",
+                   "trackio": "trackio"}
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """Optimiser, schedule and batch of one training stage (AdamW + MultiStepLR, Appendix A1)."""
@@ -109,6 +115,11 @@ class ExperimentConfig:
             raise ConfigError(f"pretrain.sizes must be >= 0, got {list(self.pretrain.sizes)}")
         if any(s <= 0 for s in self.finetune.sizes):
             raise ConfigError(f"finetune.sizes must be positive, got {list(self.finetune.sizes)}")
+        for t in self.trackers:
+            if t not in TRACKER_MODULES:
+                close = difflib.get_close_matches(t, sorted(TRACKER_MODULES), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(TRACKER_MODULES))}"
+                raise ConfigError(f"trackers: unknown tracker {t!r}; {hint}")
         if self.finetune.test_size <= 0:
             raise ConfigError(f"finetune.test_size must be positive, got {self.finetune.test_size}")
         for name, vals in (("pretrain.sizes", self.pretrain.sizes), ("finetune.sizes", self.finetune.sizes),

@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from .assemble import finish
-from .config import ConfigError, RuntimeConfig, apply_overrides, load
+from .config import TRACKER_MODULES, ConfigError, RuntimeConfig, apply_overrides, load
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
 from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
 from .store import Store, atomic_write_bytes, root_lock
@@ -245,8 +245,7 @@ def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
 def _tracker_available(name: str) -> bool:
     import importlib.util
 
-    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
-              "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive"}.get(name, name)
+    module = TRACKER_MODULES.get(name, name)
     if importlib.util.find_spec(module) is None and not (name == "tensorboard" and importlib.util.find_spec("tensorboardX")):
         print(f"tracker {name!r} is not installed; skipping it", file=sys.stderr)
         return False
@@ -261,8 +260,7 @@ class Trackers:
 
     def log(self, stage: Stage, values: dict, step: int) -> None:
         if self.active != stage.key:
-            if self.active is not None:
-                self.acc.end_training()
+            self.close()
             self.acc.init_trackers(f"{stage.kind}-{stage.key}", config=_flat(stage.spec))
             self.active = stage.key
         self.acc.log(values, step=step)
@@ -270,6 +268,7 @@ class Trackers:
     def close(self) -> None:
         if self.active is not None:
             self.acc.end_training()
+            self.acc.trackers = []  # end_training keeps them: the next stage's values would reach them too
             self.active = None
 
 
