@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .clihelp import HelpFormatter, examples, hidden_alias
 from .model import TRIMAP_CLASSES
 
 CELL_DIMS = ("pretrain", "intermediate", "finetune", "seed")
@@ -248,7 +249,7 @@ def example_results(seed: int = 0, seeds: Iterable[int] = (0, 1, 2), noise: floa
 
 # -- command line -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """``python -m diminish.results merge A.nc B.nc ... --out C.nc [--allow-mixed]``.
+    """``python -m diminish.results merge A.nc B.nc ... --out-file C.nc [--allow-mixed]``.
 
     Combines results files (e.g. from shards run on different machines into different folders).
     Files from different configurations are refused, naming each file and its ``config_hash``,
@@ -257,15 +258,22 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m diminish.results",
-                                description="Merge results.nc files of one configuration.")
+    merge_examples = examples(
+        "python -m diminish.results merge run-a/paper/results.nc run-b/paper/results.nc --out-file merged.nc",
+        "python -m diminish.results merge old.nc new.nc --out-file both.nc --allow-mixed")
+    p = argparse.ArgumentParser(prog="python -m diminish.results", formatter_class=HelpFormatter,
+                                description="Merge results.nc files of one configuration.", epilog=merge_examples)
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("merge", help="combine results files over the union of their cells (earlier files win)")
+    m = sub.add_parser("merge", help="combine results files over the union of their cells (earlier files win)",
+                       formatter_class=HelpFormatter, epilog=merge_examples)
     m.add_argument("files", nargs="+", type=Path, help="results.nc files")
-    m.add_argument("--out", required=True, type=Path, help="the merged file")
+    m.add_argument("--out-file", type=Path, metavar="FILE", help="the merged results file (required)")
+    hidden_alias(m, "--out", "out_file", type=Path)  # the old spelling
     m.add_argument("--allow-mixed", action="store_true",
                    help="merge files from different configurations anyway (recorded in merged_from)")
     args = p.parse_args(argv)
+    if args.out_file is None:
+        m.error("the following arguments are required: --out-file")
     try:
         sets = [read_results(f) for f in args.files]
         hashes = [str(d.attrs.get("config_hash", "unknown")) for d in sets]
@@ -275,12 +283,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"results from different configurations: {which}; refusing to merge them "
                              "(--allow-mixed to force)")
         merged = merge_results(sets, allow_mixed=args.allow_mixed)
-        write_results(merged, args.out)
+        write_results(merged, args.out_file)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     filled = int(merged["miou"].notnull().sum())
-    print(f"merged {len(sets)} files -> {args.out} ({filled} of {merged['miou'].size} cell-seeds filled)")
+    print(f"merged {len(sets)} files -> {args.out_file} ({filled} of {merged['miou'].size} cell-seeds filled)")
     return 0
 
 

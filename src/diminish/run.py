@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from .assemble import finish
+from .clihelp import HelpFormatter, examples
 from .config import TRACKER_MODULES, ConfigError, RuntimeConfig, apply_overrides, load
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
 from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
@@ -47,6 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m diminish.run",
         description="Run the study grid (pretrain -> intermediate -> finetune -> evaluate) with reuse, "
         "resume and sharding, and assemble results.nc.",
+        formatter_class=HelpFormatter,
+        epilog=examples("python -m diminish.run --config experiments/demo.toml --all --jobs 2",
+                        "python -m diminish.run --config experiments/paper.toml --dry-run --set finetune.lr=1e-3",
+                        "accelerate launch -m diminish.run --config experiments/paper.toml --all --mixed-precision bf16"),
     )
     p.add_argument("--config", default=None,
                    help=f"experiment TOML (default: {DEFAULT_CONFIG}, the full study: about 140 GB of data)")

@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..clihelp import HelpFormatter, examples
 from .common import DEFAULT_RESULTS, METRICS, default_results, load, write_csv
 from .compare import DEFAULT_TOLERANCE
 from .curves import FAMILIES, MAX_DELTA_AICC, MAX_PLATEAU_WIDTH, N_BOOT
 
-EPILOG = "Metrics are in percent (0-100). Outputs are described in analysis/README.md."
+EPILOG = ("Metrics are in percent (0-100). Outputs are described in analysis/README.md.\n\n"
+          + examples("python -m diminish.analysis fit-curves --plot curves.png",
+                     "python -m diminish.analysis paired-tests --reference paper",
+                     "python -m diminish.analysis report --results results/demo/results.nc --out analysis/demo"))
 
 
 def _fmt(col: str):
@@ -209,8 +213,11 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m diminish.analysis", description=__doc__, epilog=EPILOG)
+    p = argparse.ArgumentParser(prog="python -m diminish.analysis", description=__doc__, epilog=EPILOG,
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: add_parser(*a, formatter_class=HelpFormatter, **kw)  # every subcommand
 
     def common(sp, boot=True):
         g = sp.add_mutually_exclusive_group()
