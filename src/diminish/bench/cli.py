@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--no-eval", action="store_true", help="skip evaluation timings (projection without eval)")
     p.add_argument("--many", type=int, default=0, help="K > 1: measure K concurrent fine-tuning runs")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    p.add_argument("--neighbours", type=int, default=0, metavar="K",
+                   help="CPU: also time fine-tuning beside K busy processes, alone and shared in each round")
     p.add_argument("--no-tune-allocator", action="store_true",
                    help="leave glibc malloc as it is (default: keep freed memory in the process)")
     p.add_argument("--config", type=Path, default=None,
@@ -75,7 +77,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     kw = {"device": a.device, "dtype": getattr(a, "dtype", None) or PRECISION[a.mixed_precision], "compile": a.compile or bool(a.compile_mode),
           "compile_mode": a.compile_mode, "optimizer": a.optimizer, "stages": stages,
           "reference": not a.no_reference, "data": not a.no_data, "eval": not a.no_eval,
-          "many": a.many, "threads": a.threads,
+          "many": a.many, "threads": a.threads, "neighbours": a.neighbours,
           "tune_allocator": not a.no_tune_allocator, "config": cfg}
     explicit = {"batch_size": a.batch_size, "eval_batch_size": a.eval_batch_size}
     if a.quick:
