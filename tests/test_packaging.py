@@ -39,3 +39,19 @@ def test_every_imported_package_is_declared():
                   if mod not in sys.stdlib_module_names and mod not in ("diminish", "__future__")
                   and _norm(DIST_OF.get(mod, mod)) not in declared}
     assert not undeclared, f"imported but not in pyproject.toml: {undeclared}"
+
+
+def test_openmp_threads_spin_briefly_at_barriers_unless_the_user_chose():
+    import os
+    import subprocess
+
+    code = "import diminish, os, torch; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+
+    def ask(**env):
+        e = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        e.update(env, PYTHONPATH=str(ROOT / "src"))
+        return subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True).stdout.split()
+
+    assert ask() == ["None", "10000"]
+    assert ask(OMP_WAIT_POLICY="ACTIVE") == ["ACTIVE", "None"]
+    assert ask(GOMP_SPINCOUNT="300000") == ["None", "300000"]
