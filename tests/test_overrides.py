@@ -95,7 +95,7 @@ def test_bench_takes_overrides(tiny, capsys):
 
 
 def test_an_override_run_adopts_the_base_folders_finished_stages(tiny, tmp_path, capsys):
-    from diminish.store import Store
+    from diminish.store import Store, adopt_finished
 
     base_plan = build_plan(load(tiny))
     base = Store(tmp_path / "tiny")
@@ -110,7 +110,7 @@ def test_an_override_run_adopts_the_base_folders_finished_stages(tiny, tmp_path,
 
     plan = build_plan(load_with_overrides(tiny, ["finetune.lr=1e-3"]))
     mine = Store(tmp_path / "tiny+finetune.lr=1e-3")
-    assert run.adopt_finished(plan, mine, base) == 3 and run.adopt_finished(plan, mine, base) == 0
+    assert adopt_finished(plan.stages(), mine, base) == 3 and adopt_finished(plan.stages(), mine, base) == 0
     for stage in plan.stages("pretrain") + plan.stages("intermediate"):
         assert mine.is_done(stage) and mine.record(stage)["final_loss"] == 0.5
         assert (mine.dir(stage) / "model.pt").stat().st_ino == (base.dir(stage) / "model.pt").stat().st_ino

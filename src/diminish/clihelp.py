@@ -1,5 +1,5 @@
 """One look for every command's ``--help``: defaults and choices shown, examples at the end, old
-option spellings kept as hidden aliases.
+option spellings kept as hidden aliases; and what an error exit says under a launcher.
 
 The vocabulary shared by the commands: ``--out DIR`` is always a folder and ``--out-file FILE`` a
 single file; ``--jobs N`` is a number of processes; ``--mixed-precision`` is the autocast precision.
@@ -8,6 +8,10 @@ single file; ``--jobs N`` is a number of processes; ``--mixed-precision`` is the
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import time
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -31,3 +35,20 @@ def examples(*commands: str) -> str:
 def hidden_alias(parser: argparse.ArgumentParser, old: str, dest: str, **kw) -> None:
     """Accept an old spelling of an option (same ``dest``) without listing it in ``--help``."""
     parser.add_argument(old, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
+
+
+def launcher_note(code: int, what: str, prog: str = "diminish.run") -> None:
+    """Under ``accelerate launch`` or ``torchrun`` the launcher prints its own traceback for any non-zero
+    exit status; say that the error above is the whole story, and give torchrun's summary our message."""
+    if not any(k in os.environ for k in ("ACCELERATE_DYNAMO_BACKEND", "TORCHELASTIC_RUN_ID")):
+        return
+    if code < 128:
+        print(f"{prog} exited with status {code} ({what}); this is not a crash: a launcher traceback "
+              "after this line only reports that exit status (accelerate launch -q leaves it out)",
+              file=sys.stderr, flush=True)
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:  # torchrun's failure summary shows this instead of "<N/A>"
+        message = f"{prog} exited with status {code}: {what}"
+        with open(path, "w") as f:
+            json.dump({"message": {"message": message, "extraInfo": {"py_callstack": message,
+                                                                     "timestamp": str(int(time.time()))}}}, f)

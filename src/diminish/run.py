@@ -30,11 +30,11 @@ from collections import Counter
 from pathlib import Path
 
 from .assemble import finish
-from .clihelp import HelpFormatter, examples
+from .clihelp import HelpFormatter, examples, launcher_note
 from .config import TRACKER_MODULES, ConfigError, RuntimeConfig, apply_overrides, load
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
 from .schedule import owners, parse_shard, run_jobs, schedule, unit_state
-from .store import Store, atomic_write_bytes, root_lock
+from .store import Store, adopt_finished, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
 DEFAULT_CONFIG = "experiments/paper.toml"
@@ -125,34 +125,6 @@ def print_plan(plan: Plan, store: Store, cfg_path: str, base: Store | None = Non
     print(f"training image-steps to run: {total:,}")
     if base is not None:
         print(f"(reuse counts stages finished in {base.root}: --all links them into {store.root})")
-
-
-def adopt_finished(plan: Plan, store: Store, base: Store) -> int:
-    """Hard-link (or copy) into ``store`` every stage of the plan finished in ``base``, the folder of the
-    config without ``--set`` overrides: same key, same stage. Returns how many were adopted."""
-    import shutil
-
-    n = 0
-    for stage in plan.stages():
-        src, dst = base.dir(stage), store.dir(stage)
-        if store.is_done(stage) or not base.is_done(stage) or dst.exists():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.parent / f".tmp-adopt-{stage.key}-{os.getpid()}"
-
-        def link(a, b):
-            try:
-                os.link(a, b)
-            except OSError:
-                shutil.copy2(a, b)
-
-        shutil.copytree(src, tmp, copy_function=link, ignore=shutil.ignore_patterns(".tmp-*", "checkpoint.pt"))
-        try:
-            os.rename(tmp, dst)
-            n += 1
-        except OSError:  # another job adopted it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return n
 
 
 def print_status(plan: Plan, store: Store, timeout: float) -> dict:
@@ -364,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2
     if base is not None and base.root.is_dir():
-        n = adopt_finished(plan, store, base)
+        n = adopt_finished(plan.stages(), store, base)
         if n:
             print(f"reusing {n} finished stages of {base.root} (same keys) in {store.root}", flush=True)
     if args.jobs > 1:
@@ -400,26 +372,6 @@ def cli(argv: list[str] | None = None) -> int:
     if code:
         launcher_note(code, "see the error above")
     return code
-
-
-def launcher_note(code: int, what: str) -> None:
-    """Under ``accelerate launch`` or ``torchrun`` the launcher prints its own traceback for any non-zero
-    exit status; say that the error above is the whole story, and give torchrun's summary our message."""
-    if not any(k in os.environ for k in ("ACCELERATE_DYNAMO_BACKEND", "TORCHELASTIC_RUN_ID")):
-        return
-    if code < 128:
-        print(f"diminish.run exited with status {code} ({what}); this is not a crash: a launcher "
-              "traceback after this line only reports that exit status (accelerate launch -q leaves it out)",
-              file=sys.stderr, flush=True)
-    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
-    if path:  # torchrun's failure summary shows this instead of "<N/A>"
-        import json
-        import time
-
-        message = f"diminish.run exited with status {code}: {what}"
-        with open(path, "w") as f:
-            json.dump({"message": {"message": message, "extraInfo": {"py_callstack": message,
-                                                                     "timestamp": str(int(time.time()))}}}, f)
 
 
 if __name__ == "__main__":
