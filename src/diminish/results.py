@@ -131,7 +131,8 @@ def write_results(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def read_results(path: str | Path) -> xr.Dataset:
-    """Open a results file with ``intermediate`` as bool again; loads it into memory."""
+    """Open a results file with ``intermediate`` as bool again (and without the file's ``Conventions``
+    attribute, so the report's provenance lists what it did before); loads it into memory."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
@@ -143,6 +144,7 @@ def read_results(path: str | Path) -> xr.Dataset:
     missing = [v for v in ("accuracy", "miou") if v not in ds]
     if missing or any(d not in ds.dims for d in CELL_DIMS):
         raise ValueError(f"{path}: not a diminish results file (missing {missing or list(CELL_DIMS)})")
+    ds.attrs.pop("Conventions", None)  # a property of the file (write_results adds it), not of the results
     return ds.assign_coords(intermediate=ds["intermediate"].astype(bool))
 
 
