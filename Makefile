@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Results the paper is built from: the full study if present, else the demo's.
+# (the same default as a bare `python -m diminish.analysis`: analysis/common.py DEFAULT_RESULTS)
 FULL_RESULTS := results/paper/results.nc
 DEMO_RESULTS := results/demo/results.nc
 RESULTS ?= $(if $(wildcard $(FULL_RESULTS)),$(FULL_RESULTS),$(DEMO_RESULTS))

@@ -50,7 +50,7 @@ cat "$OUT/env.txt"
 step() {  # step NAME LIMIT_S ARGS...
   local name=$1 limit=$(( $2 * SCALE )); shift 2
   echo "== $name (limit ${limit}s, $(( $(date +%s) - START ))s elapsed)"
-  timeout "$limit" "$PY" -m diminish.bench --device "$DEVICE" --out "$OUT/$name.json" "$@" "${EXTRA[@]}" \
+  timeout "$limit" "$PY" -m diminish.bench --device "$DEVICE" --out-file "$OUT/$name.json" "$@" "${EXTRA[@]}" \
     > "$OUT/$name.txt" 2> "$OUT/$name.log"
   local rc=$?
   cat "$OUT/$name.txt"
@@ -59,16 +59,16 @@ step() {  # step NAME LIMIT_S ARGS...
 
 # 1. the default fast path: bf16 autocast, fused AdamW, configured batches (256/128/64, eval 256),
 #    reference rows, data path (memmap and device-resident), 8 stacked fine-tuning models
-step bf16 120 --dtype bf16 --repeats 3 --target-seconds 0.5 --many 8
+step bf16 120 --mixed-precision bf16 --repeats 3 --target-seconds 0.5 --many 8
 # 2. the 40k images/s target: large batches (segmentation throughput at batch 1024)
-step bf16_b1024 70 --dtype bf16 --batch-size 1024 --eval-batch-size 1024 --repeats 3 --target-seconds 0.5 --no-data
+step bf16_b1024 70 --mixed-precision bf16 --batch-size 1024 --eval-batch-size 1024 --repeats 3 --target-seconds 0.5 --no-data
 # 3. before/after: fp32 (TF32 matmuls) and the non-fused AdamW, fine-tuning stage only
-step fp32 45 --dtype fp32 --stages finetune,intermediate --repeats 3 --target-seconds 0.5 --no-data
-step bf16_foreach 35 --dtype bf16 --optimizer foreach --stages finetune --repeats 3 --target-seconds 0.5 --no-data --no-reference
+step fp32 45 --mixed-precision no --stages finetune,intermediate --repeats 3 --target-seconds 0.5 --no-data
+step bf16_foreach 35 --mixed-precision bf16 --optimizer foreach --stages finetune --repeats 3 --target-seconds 0.5 --no-data --no-reference
 # 4. torch.compile: fine-tuning at the configured batch with CUDA graphs (the many-small-runs case),
 #    and at batch 1024 (the throughput case)
-[ "$DRY_RUN" = 1 ] || step compile_b64 110 --dtype bf16 --stages finetune --compile-mode reduce-overhead --repeats 3 --target-seconds 0.5 --no-data --no-reference --no-eval
-[ "$DRY_RUN" = 1 ] || step compile_b1024 80 --dtype bf16 --stages finetune --compile --batch-size 1024 --repeats 3 --target-seconds 0.5 --no-data --no-reference --no-eval
+[ "$DRY_RUN" = 1 ] || step compile_b64 110 --mixed-precision bf16 --stages finetune --compile-mode reduce-overhead --repeats 3 --target-seconds 0.5 --no-data --no-reference --no-eval
+[ "$DRY_RUN" = 1 ] || step compile_b1024 80 --mixed-precision bf16 --stages finetune --compile --batch-size 1024 --repeats 3 --target-seconds 0.5 --no-data --no-reference --no-eval
 
 # 5. the runner itself on the GPU (host work per step would show here, not on a CPU):
 #    benchmarks/runner_speed.toml with 30 epochs per stage (~90k image-steps) on synthetic data,

@@ -71,12 +71,12 @@ $(ANALYSIS_OUT): $(A)/report.json ;
 
 # 2. numbers.tex: every number and direction word the prose cites
 $(PB)/numbers.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(NUMBERS_PY) src/diminish/model.py
-	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out $@
+	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out-file $@
 
 # 3. tables (one script writes them all)
 $(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(NUMBERS_PY) $(RP)/render.py \
              $(RP)/templates/table.tex.j2
-	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out-dir $(PB)/tables
+	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out $(PB)/tables
 
 # 4. figures, one script each
 $(PB)/figures/curves.pdf: $(RP)/figures/curves.py $(A)/fits.csv $(A)/curves.nc
@@ -85,12 +85,12 @@ $(PB)/figures/transfer.pdf: $(RP)/figures/transfer.py $(A)/transfer.csv $(A)/tra
 $(PB)/figures/compare.pdf: $(RP)/figures/compare.py $(A)/compare.csv
 $(PB)/figures/examples.pdf: $(RP)/figures/examples.py $(PAPER_EXAMPLES)
 $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
-	$(PAPER_PY) -m diminish.report figure $* $(REPORT_ARGS) --out $@
+	$(PAPER_PY) -m diminish.report figure $* $(REPORT_ARGS) --out-file $@
 
 # 5. paper.tex from the jinja2 template
 $(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \
                  $(RP)/templates/paper.tex.j2 $(PAPER_EXAMPLES)
-	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out $@
+	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out-file $@
 
 $(PB)/references.bib: paper/references.bib
 	@mkdir -p $(@D)

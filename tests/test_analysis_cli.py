@@ -115,3 +115,16 @@ def test_demo_sized_single_seed_results_degrade_gracefully(tmp_path, capsys):
     assert "no from-scratch" in err and "single seed" in err and "skipped" in err
     assert main(["fit-curves", "--results", str(tmp_path / "nope.nc")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_without_results_it_picks_what_make_paper_picks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit-curves", "--n-boot", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "results/paper/results.nc" in err and "results/demo/results.nc" in err and "make demo" in err
+    write_results(example_results(0), tmp_path / "results" / "demo" / "results.nc")
+    assert main(["fit-curves", "--n-boot", "5"]) == 0
+    assert "using results/demo/results.nc" in capsys.readouterr().err
+    write_results(example_results(1), tmp_path / "results" / "paper" / "results.nc")
+    assert main(["paired-tests"]) == 0
+    assert "using results/paper/results.nc" in capsys.readouterr().err

@@ -152,3 +152,23 @@ def test_worker_processes_run_concurrently():
     out = bench._run_workers(2, 1, opts, cfg)
     assert out["processes"] == 2 and len(out["rates"]) == 2
     assert all(r > 0 for r in out["rates"]) and out["images_per_s"] == pytest.approx(sum(out["rates"]))
+
+
+def test_shared_cpu_row_times_alone_and_beside_spinners_in_each_round(monkeypatch):
+    from diminish.bench import shared
+
+    assert shared.fair_share(2, 1, 2) == pytest.approx(2 / 3) and shared.fair_share(1, 1, 2) == 1.0
+    assert shared.fair_share(2, 2, 2) == pytest.approx(0.5)
+    started = []
+    monkeypatch.setattr(shared, "start_neighbours",
+                        lambda k, _start=shared.start_neighbours: started.extend(_start(k)) or started[-k:])
+    cfg = ExperimentConfig(name="tiny", model=TINY, simmim=SimMIMConfig(mask_patch_size=8))
+    opts = bench.Options.quick(device="cpu", config=cfg, stages=("finetune",), reference=False, data=False,
+                               eval=False, matmul_size=64, target_seconds=0.01, tune_allocator=False, neighbours=1)
+    res = bench.run(opts, log=lambda m: None)
+    sh = res["shared_cpu"]
+    assert len(started) == opts.repeats and all(p.poll() is not None for p in started)  # one per round, all gone
+    assert len(sh["alone_rates"]) == len(sh["shared_rates"]) == len(sh["ratio_rounds"]) == opts.repeats
+    assert sh["ratio"] == pytest.approx(statistics.median([b / a for a, b in zip(sh["alone_rates"], sh["shared_rates"])]))
+    assert sh["neighbours"] == 1 and "OpenMP wait" in bench.format_table(res)
+    assert len(res["stages"]["finetune"]["train_rates"]) == opts.repeats  # the main rounds are not mixed in

@@ -92,6 +92,12 @@ class ConfigError(ValueError):
     """A bad configuration: names the file, the key and the problem."""
 
 
+# Accelerate's trackers and the module each needs (``trackers = [...]``; install with the `tracking` extra).
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
+                   "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab",
+                   "trackio": "trackio"}
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """Optimiser, schedule and batch of one training stage (AdamW + MultiStepLR, Appendix A1)."""
@@ -192,6 +198,11 @@ class ExperimentConfig:
             raise ConfigError(f"pretrain.sizes must be >= 0, got {list(self.pretrain.sizes)}")
         if any(s <= 0 for s in self.finetune.sizes):
             raise ConfigError(f"finetune.sizes must be positive, got {list(self.finetune.sizes)}")
+        for t in self.trackers:
+            if t not in TRACKER_MODULES:
+                close = difflib.get_close_matches(t, sorted(TRACKER_MODULES), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(TRACKER_MODULES))}"
+                raise ConfigError(f"trackers: unknown tracker {t!r}; {hint}")
         if self.finetune.test_size <= 0:
             raise ConfigError(f"finetune.test_size must be positive, got {self.finetune.test_size}")
         for name, vals in (("pretrain.sizes", self.pretrain.sizes), ("finetune.sizes", self.finetune.sizes),
@@ -227,13 +238,13 @@ class RuntimeConfig:
     checkpoint_every: float | None = None  # min seconds between epoch-end checkpoints; None: 0 on CPU, 30 else
 
 
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,-]*")  # override_name's characters
 
 
 def _check_name(name: str) -> None:
     """The experiment's folder is ``<out>/<name>``: the name must be one plain path component."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name or len(name) > 128:
-        raise ConfigError(f"name must be one plain folder name (letters, digits, '_', '-', '.', '+'; no '/', "
+        raise ConfigError(f"name must be one plain folder name (letters, digits and _ - . + = ,; no '/', "
                           f"'..' or leading '.'), since results go to <out>/<name>; got {name!r}")
 
 
@@ -333,3 +344,81 @@ def load(path: str | Path) -> ExperimentConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     return loads(path.read_text(), str(path))
+
+
+# -- command-line overrides (--set key.path=value) ----------------------------------------------
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"finetune.lr=1e-3"`` -> ``("finetune.lr", 0.001)``: the value is read as TOML (numbers, booleans,
+    ``[lists]``, ``"strings"``); a bare word that is not TOML is taken as a string."""
+    key, sep, raw = item.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set finetune.lr=1e-3")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # e.g. name=lr-sweep; a string where a number or list belongs fails validation
+    return key, value
+
+
+def override_name(name: str, items: list[str]) -> str:
+    """The results folder name of an overridden config: ``paper+finetune.lr=1e-3``, as one safe path
+    component (characters outside ``A-Za-z0-9._=,+-`` and runs of dots become ``_``; a long name ends in a
+    hash)."""
+    parts = [f"{k}={str(v) if isinstance(v, str) else raw}" for k, v, raw in
+             ((*parse_override(i), i.partition("=")[2].strip()) for i in items)]
+    text = re.sub(r"[^A-Za-z0-9._=,+-]", "_", "+".join([name, *parts]))
+    text = re.sub(r"\.{2,}", "_", text)  # no ".." in a folder name
+    return text if len(text) <= 100 else f"{text[:83]}+{stable_hash(text)}"
+
+
+def apply_overrides(cfg: ExperimentConfig, items: list[str] | tuple[str, ...], source: str = "<string>") -> ExperimentConfig:
+    """``cfg`` with ``--set`` items applied and validated as a config file is (unknown keys get the same
+    "did you mean" hint). Unless ``name`` is set, the name (and so the results folder) says what changed.
+    The new ``source_text`` is the whole effective config as TOML, so ``config.toml`` and results.nc's
+    ``config_text`` reproduce it."""
+    items = list(items)
+    if not items:
+        return cfg
+    data = cfg.to_dict()
+    for item in items:
+        key, value = parse_override(item)
+        *path, leaf = key.split(".")
+        node = data
+        for i, part in enumerate(path):
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"--set {item}: '{'.'.join(path[:i + 1])}' is a value, not a table")
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    where = f"{source} with --set {' '.join(items)}"
+    new = _build(ExperimentConfig, data, "", where)
+    if not any(parse_override(i)[0] == "name" for i in items):
+        new = dataclasses.replace(new, name=override_name(cfg.name, items))
+    header = (f"# {source} with command-line overrides:\n"
+              + "".join(f"#   --set {i}\n" for i in items) + "# the effective configuration:\n")
+    return dataclasses.replace(new, source_text=header + to_toml(new.to_dict()))
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """A config dict (scalars, lists, one level of tables) as TOML text that :func:`loads` reads back."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v) if not isinstance(v, float) or v == v and abs(v) != float("inf") else str(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise ConfigError(f"cannot write {v!r} as TOML")
+
+    top = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    tables = [f"\n[{k}]\n" + "".join(f"{kk} = {value(vv)}\n" for kk, vv in v.items())
+              for k, v in d.items() if isinstance(v, dict)]
+    return "\n".join(top) + "\n" + "".join(tables)
+
+
+def load_with_overrides(path: str | Path, items: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """:func:`load`, then :func:`apply_overrides` (the file is validated alone first, so its own errors
+    name only the file)."""
+    return apply_overrides(load(path), items, str(path))

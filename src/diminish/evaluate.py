@@ -14,8 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from .clihelp import HelpFormatter, examples
 from .console import guard
-from .model import TRIMAP_CLASSES
+from .data.classes import TRIMAP_CLASSES
 
 
 def score(checkpoint: str | Path, pets_root: str | Path, cache_dir: str | Path = "cache",
@@ -49,14 +50,18 @@ def score(checkpoint: str | Path, pets_root: str | Path, cache_dir: str | Path =
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m diminish.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m diminish.evaluate", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter,
+        epilog=examples("python -m diminish.evaluate results/demo/models/P=800_I=0_F=320_seed=0.pt "
+                        "--pets-root data/synth/oxford-iiit-pet",
+                        "python -m diminish.evaluate MODEL.pt --pets-root data/oxford-iiit-pet --json"))
     p.add_argument("checkpoint", help="a model file written by --save-models (OUT/<name>/models/*.pt)")
     p.add_argument("--pets-root", required=True, help="folder in the Oxford-IIIT Pet layout (images/, annotations/trimaps/)")
     p.add_argument("--cache-dir", default="cache", help="where the decoded images are cached (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if not Path(a.checkpoint).is_file():
         print(f"error: checkpoint not found: {a.checkpoint}", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 Dims and coords
     pretrain      int    pre-training images (0 = random initialisation)
-    intermediate  bool   intermediate Intel fine-tuning off/on (stored as int8 0/1 in the file)
+    intermediate  bool   intermediate Intel fine-tuning off/on (stored as int8 0/1 in the file, with
+                         CF ``flag_values``/``flag_meanings``; ``.sel(intermediate=1)`` works on the raw file)
     finetune      int    fine-tuning pets images
     seed          int
     class         str    tri-map class: pet, background, border
@@ -15,6 +16,9 @@ Variables (metrics in percent, NaN where a cell was not run)
     final_loss(pretrain, intermediate, finetune, seed)     last fine-tuning epoch's mean loss
     pretrain_loss(pretrain, seed)                          final SimMIM loss (NaN for P = 0)
     intermediate_accuracy(pretrain, seed)                  Intel accuracy after the intermediate stage
+
+Every variable and coordinate gets ``long_name``, ``units`` and ``description`` from :data:`SCHEMA`
+when written (a name missing from the table is an error); the file says ``Conventions = "CF-1.10"``.
 
 attrs: config text and hash, package/torch/accelerate versions, git commit, device, data roots,
 cache hashes, creation time, ``synthetic`` (1 when made from synthetic stand-in data).
@@ -32,11 +36,38 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .clihelp import HelpFormatter, examples, hidden_alias
 from .data.classes import TRIMAP_CLASSES
 
 CELL_DIMS = ("pretrain", "intermediate", "finetune", "seed")
 CELL_VARS = ("accuracy", "miou", "train_seconds", "final_loss")
 STAGE_VARS = ("pretrain_loss", "intermediate_accuracy")
+CONVENTIONS = "CF-1.10"
+INTERMEDIATE_FLAGS = "no_intermediate intel_intermediate_finetuning"  # meanings of 0 and 1
+
+# The one table of what each name in results.nc means: (long_name, units, description).
+# write_results applies it to every variable and coordinate and refuses a name it lacks.
+# Time is in "s", not "seconds": xarray decodes a variable whose units are "seconds" into timedelta64
+# when asked to decode time deltas (the default before xarray 2025.01).
+SCHEMA: dict[str, tuple[str, str, str]] = {
+    "pretrain": ("pre-training images", "images",
+                 "ImageNet images used for SimMIM pre-training (0 = random initialisation)"),
+    "intermediate": ("intermediate fine-tuning", "1",
+                     "0 = none, 1 = supervised fine-tuning on Intel scene classification before Pets"),
+    "finetune": ("fine-tuning images", "images", "Oxford-IIIT Pet images used for tri-map fine-tuning"),
+    "seed": ("seed", "1", "random seed of initialisation, subsets, masks and augmentation"),
+    "class": ("tri-map class", "1", "segmentation class of the Pets tri-map"),
+    "accuracy": ("pixel accuracy", "percent", "share of correctly labelled pixels on the held-out Pets test set"),
+    "miou": ("mean IoU", "percent",
+             "mean over tri-map classes of intersection over union, from the test set's summed confusion matrix"),
+    "iou": ("per-class IoU", "percent", "intersection over union of each tri-map class on the held-out test set"),
+    "train_seconds": ("fine-tuning wall time", "s", "wall-clock time of the fine-tuning stage"),
+    "final_loss": ("final fine-tuning loss", "1", "mean cross-entropy of the last fine-tuning epoch"),
+    "pretrain_loss": ("final pre-training loss", "1",
+                      "mean masked-pixel L1 loss of the last SimMIM epoch (NaN for random initialisation)"),
+    "intermediate_accuracy": ("intermediate test accuracy", "percent",
+                              "Intel scene classification accuracy after the intermediate stage"),
+}
 
 
 def empty_results(
@@ -58,21 +89,33 @@ def empty_results(
     data["iou"] = (CELL_DIMS + ("class",), np.full(shape + (len(TRIMAP_CLASSES),), np.nan))
     for v in STAGE_VARS:
         data[v] = (("pretrain", "seed"), np.full((shape[0], shape[3]), np.nan))
-    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
-    for v in ("accuracy", "miou", "iou", "intermediate_accuracy"):
-        ds[v].attrs["units"] = "%"
-    ds["train_seconds"].attrs["units"] = "s"
-    return ds
+    return xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
+
+
+def describe(ds: xr.Dataset) -> xr.Dataset:
+    """A copy with ``long_name``, ``units`` and ``description`` from :data:`SCHEMA` on every variable
+    and coordinate, CF flags on ``intermediate`` (stored as int8) and ``Conventions``."""
+    out = ds.copy()
+    out = out.assign_coords(intermediate=out["intermediate"].astype(np.int8))
+    missing = [str(n) for n in list(out.variables) if n not in SCHEMA]
+    if missing:
+        raise ValueError(f"results.py SCHEMA has no entry for {missing}: add long_name, units and "
+                         "description there before writing these to results.nc")
+    for name in out.variables:
+        long_name, units, description = SCHEMA[str(name)]
+        out[name].attrs.update(long_name=long_name, units=units, description=description)
+    out["intermediate"].attrs.update(flag_values=np.array([0, 1], dtype=np.int8),
+                                     flag_meanings=INTERMEDIATE_FLAGS)
+    out.attrs = {k: _attr(v) for k, v in out.attrs.items()}
+    out.attrs["Conventions"] = CONVENTIONS
+    return out
 
 
 def write_results(ds: xr.Dataset, path: str | Path) -> Path:
     """Write atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = ds.copy()
-    out = out.assign_coords(intermediate=out["intermediate"].astype(np.int8))
-    out["intermediate"].attrs["meaning"] = "0 = no intermediate fine-tuning, 1 = Intel fine-tuning"
-    out.attrs = {k: _attr(v) for k, v in out.attrs.items()}
+    out = describe(ds)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".nc", dir=path.parent)
     os.close(fd)
     try:
@@ -88,7 +131,8 @@ def write_results(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def read_results(path: str | Path) -> xr.Dataset:
-    """Open a results file with ``intermediate`` as bool again; loads it into memory."""
+    """Open a results file with ``intermediate`` as bool again (and without the file's ``Conventions``
+    attribute, so the report's provenance lists what it did before); loads it into memory."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
@@ -100,6 +144,7 @@ def read_results(path: str | Path) -> xr.Dataset:
     missing = [v for v in ("accuracy", "miou") if v not in ds]
     if missing or any(d not in ds.dims for d in CELL_DIMS):
         raise ValueError(f"{path}: not a diminish results file (missing {missing or list(CELL_DIMS)})")
+    ds.attrs.pop("Conventions", None)  # a property of the file (write_results adds it), not of the results
     return ds.assign_coords(intermediate=ds["intermediate"].astype(bool))
 
 
@@ -206,7 +251,7 @@ def example_results(seed: int = 0, seeds: Iterable[int] = (0, 1, 2), noise: floa
 
 # -- command line -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """``python -m diminish.results merge A.nc B.nc ... --out C.nc [--allow-mixed]``.
+    """``python -m diminish.results merge A.nc B.nc ... --out-file C.nc [--allow-mixed]``.
 
     Combines results files (e.g. from shards run on different machines into different folders).
     Files from different configurations are refused, naming each file and its ``config_hash``,
@@ -215,15 +260,22 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m diminish.results",
-                                description="Merge results.nc files of one configuration.")
+    merge_examples = examples(
+        "python -m diminish.results merge run-a/paper/results.nc run-b/paper/results.nc --out-file merged.nc",
+        "python -m diminish.results merge old.nc new.nc --out-file both.nc --allow-mixed")
+    p = argparse.ArgumentParser(prog="python -m diminish.results", formatter_class=HelpFormatter,
+                                description="Merge results.nc files of one configuration.", epilog=merge_examples)
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("merge", help="combine results files over the union of their cells (earlier files win)")
+    m = sub.add_parser("merge", help="combine results files over the union of their cells (earlier files win)",
+                       formatter_class=HelpFormatter, epilog=merge_examples)
     m.add_argument("files", nargs="+", type=Path, help="results.nc files")
-    m.add_argument("--out", required=True, type=Path, help="the merged file")
+    m.add_argument("--out-file", type=Path, metavar="FILE", help="the merged results file (required)")
+    hidden_alias(m, "--out", "out_file", type=Path)  # the old spelling
     m.add_argument("--allow-mixed", action="store_true",
                    help="merge files from different configurations anyway (recorded in merged_from)")
     args = p.parse_args(argv)
+    if args.out_file is None:
+        m.error("the following arguments are required: --out-file")
     try:
         sets = [read_results(f) for f in args.files]
         hashes = [str(d.attrs.get("config_hash", "unknown")) for d in sets]
@@ -233,12 +285,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"results from different configurations: {which}; refusing to merge them "
                              "(--allow-mixed to force)")
         merged = merge_results(sets, allow_mixed=args.allow_mixed)
-        write_results(merged, args.out)
+        write_results(merged, args.out_file)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     filled = int(merged["miou"].notnull().sum())
-    print(f"merged {len(sets)} files -> {args.out} ({filled} of {merged['miou'].size} cell-seeds filled)")
+    print(f"merged {len(sets)} files -> {args.out_file} ({filled} of {merged['miou'].size} cell-seeds filled)")
     return 0
 
 

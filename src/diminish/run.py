@@ -30,13 +30,18 @@ from collections import Counter
 from pathlib import Path
 
 from .assemble import finish
-from .config import ConfigError, RuntimeConfig, load
+from .clihelp import HelpFormatter, examples, launcher_note
+from .config import TRACKER_MODULES, ConfigError, RuntimeConfig, apply_overrides, load
 from .console import quiet_stdout
 from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
 from .schedule import owners, parse_shard, run_jobs, schedule, unit_state, verify_finished
-from .store import Store, atomic_write_bytes, root_lock
+from .store import Store, adopt_finished, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
+DEFAULT_CONFIG = "experiments/paper.toml"
+DEMO_HINT = ("to try the whole pipeline on synthetic data instead (minutes on a CPU): make demo, or\n"
+             "  python -m diminish.data synth --out data/synth && "
+             "python -m diminish.run --config experiments/demo.toml --all")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,8 +49,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m diminish.run",
         description="Run the study grid (pretrain -> intermediate -> finetune -> evaluate) with reuse, "
         "resume and sharding, and assemble results.nc.",
+        formatter_class=HelpFormatter,
+        epilog=examples("python -m diminish.run --config experiments/demo.toml --all --jobs 2",
+                        "python -m diminish.run --config experiments/paper.toml --dry-run --set finetune.lr=1e-3",
+                        "accelerate launch -m diminish.run --config experiments/paper.toml --all --mixed-precision bf16"),
     )
-    p.add_argument("--config", default="experiments/paper.toml", help="experiment TOML (default: %(default)s)")
+    p.add_argument("--config", default=None,
+                   help=f"experiment TOML (default: {DEFAULT_CONFIG}, the full study: about 140 GB of data)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                   help="override one config value, read as TOML (repeatable), e.g. --set finetune.lr=1e-3; "
+                        "validated like the file; results go to OUT/<name>+KEY.PATH=VALUE/ unless --set name=...")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--all", action="store_true", help="run every unfinished stage of the grid")
     what.add_argument("--dry-run", action="store_true", help="print the plan (stages to run/reuse, image-steps); needs no data")
@@ -90,7 +103,7 @@ def intel_size(cfg) -> tuple[int, str]:
     return INTEL_TRAIN_IMAGES, "assumed: the published archive's seg_train (folder absent)"
 
 
-def print_plan(plan: Plan, store: Store, cfg_path: str) -> None:
+def print_plan(plan: Plan, store: Store, cfg_path: str, base: Store | None = None) -> None:
     cfg = plan.cfg
     n_intel, how = intel_size(cfg)
     print(f"plan for {cfg_path}: {cfg.name} (config {cfg.hash}) -> {store.root}")
@@ -105,12 +118,14 @@ def print_plan(plan: Plan, store: Store, cfg_path: str) -> None:
     total = 0
     for kind in KINDS:
         stages = plan.stages(kind)
-        todo = [s for s in stages if not store.is_done(s)]
+        todo = [s for s in stages if not store.is_done(s) and not (base and base.is_done(s))]
         steps = sum(image_steps(s, cfg, n_intel) for s in todo)
         if kind != "evaluate":
             total += steps
         print(f"{kind:<13}{len(stages):>7}{len(stages) - len(todo):>7}{len(todo):>7}{steps:>22,}  {per[kind]}")
     print(f"training image-steps to run: {total:,}")
+    if base is not None:
+        print(f"(reuse counts stages finished in {base.root}: --all links them into {store.root})")
 
 
 def print_status(plan: Plan, store: Store, timeout: float) -> dict:
@@ -157,7 +172,8 @@ def check_data(cfg, needed: set[str]) -> None:
             except DataMissingError as e:
                 problems.append(f"  data.{name}_root: {e}")
     if problems:
-        raise SystemExit("missing datasets (set the roots in the config's [data] table):\n" + "\n".join(problems))
+        raise SystemExit("missing datasets (set the roots in the config's [data] table):\n" + "\n".join(problems)
+                         + "\n" + DEMO_HINT)
 
 
 def check_writable(folder: Path) -> None:
@@ -207,8 +223,7 @@ def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
 def _tracker_available(name: str) -> bool:
     import importlib.util
 
-    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
-              "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive"}.get(name, name)
+    module = TRACKER_MODULES.get(name, name)
     if importlib.util.find_spec(module) is None and not (name == "tensorboard" and importlib.util.find_spec("tensorboardX")):
         print(f"tracker {name!r} is not installed; skipping it", file=sys.stderr)
         return False
@@ -223,8 +238,7 @@ class Trackers:
 
     def log(self, stage: Stage, values: dict, step: int) -> None:
         if self.active != stage.key:
-            if self.active is not None:
-                self.acc.end_training()
+            self.close()
             self.acc.init_trackers(f"{stage.kind}-{stage.key}", config=_flat(stage.spec))
             self.active = stage.key
         self.acc.log(values, step=step)
@@ -232,6 +246,7 @@ class Trackers:
     def close(self) -> None:
         if self.active is not None:
             self.acc.end_training()
+            self.acc.trackers = []  # end_training keeps them: the next stage's values would reach them too
             self.active = None
 
 
@@ -291,8 +306,11 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    explicit = args.config is not None
+    args.config = args.config or DEFAULT_CONFIG
     try:
-        cfg = load(args.config)
+        base_cfg = load(args.config)
+        cfg = apply_overrides(base_cfg, args.overrides, args.config)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -302,12 +320,16 @@ def main(argv: list[str] | None = None) -> int:
                        checkpoint_every=args.checkpoint_every)
     plan = build_plan(cfg)
     store = Store(rt.out_dir / cfg.name)
+    base = Store(rt.out_dir / base_cfg.name) if base_cfg.name != cfg.name else None
     if args.dry_run:
-        print_plan(plan, store, args.config)
+        print_plan(plan, store, args.config, base)
         return 0
     if args.status:
         print_status(plan, store, args.claim_timeout)
         return 0
+    if args.all and not args.no_assemble and int(os.environ.get("RANK", "0")) == 0:
+        how = "" if explicit else " (the default --config: the full study; the demo is --config experiments/demo.toml)"
+        print(f"config: {args.config}{how}; {cfg.name} (config {cfg.hash}) -> {store.root}", flush=True)
     if not args.all:
         print("nothing to do: give --all (run the grid), --dry-run or --status; see --help", file=sys.stderr)
         return 2
@@ -315,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2
+    if base is not None and base.root.is_dir():
+        n = adopt_finished(plan.stages(), store, base)
+        if n:
+            print(f"reusing {n} finished stages of {base.root} (same keys) in {store.root}", flush=True)
     if args.jobs > 1:
         return run_jobs(args, list(sys.argv[1:] if argv is None else argv), plan, store, rt)
     return run_all(args, cfg, plan, store, rt)
@@ -330,17 +356,29 @@ def cli(argv: list[str] | None = None) -> int:
     from .engine import NonFiniteLossError
 
     try:
-        code = main(argv)
-        sys.stdout.flush()  # a closed pipe (--status | head) shows here
-        return code
-    except BrokenPipeError:
-        quiet_stdout()
-        return 0
-    except (DataError, NonFiniteLossError, DamagedFile, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        print("nothing finished is lost; fix the cause and rerun the same command to resume "
-              "(--status lists failed stages)", file=sys.stderr)
-        return 1
+        try:
+            code = main(argv)
+            sys.stdout.flush()  # a closed pipe (--status | head) shows here
+        except BrokenPipeError:
+            quiet_stdout()
+            return 0
+        except SystemExit as e:  # a check before any work (e.g. missing datasets) or argparse
+            if not isinstance(e.code, str):
+                raise
+            print(f"error: {e.code}", file=sys.stderr)
+            code = 1
+        except (DataError, NonFiniteLossError, DamagedFile, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            print("nothing finished is lost; fix the cause and rerun the same command to resume "
+                  "(--status lists failed stages)", file=sys.stderr)
+            code = 1
+    except SystemExit as e:
+        if e.code not in (0, None):
+            launcher_note(e.code if isinstance(e.code, int) else 2, "command-line error (see above)")
+        raise
+    if code:
+        launcher_note(code, "see the error above")
+    return code
 
 
 if __name__ == "__main__":

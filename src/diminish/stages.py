@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from .context import Batches, Context, DeviceData
+from .data.classes import TRIMAP_CLASSES
 from .digests import DamagedFile, UpstreamDamaged
 from .plan import Plan, Stage
 from .store import atomic_save_npz, atomic_torch_save
@@ -316,6 +317,8 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
             record["device"] = _device_name(ctx)
             if ctx.is_main:
                 store.finish(unit, record)
+                if unit.kind == "intermediate":
+                    _track(ctx, unit, {f"{record['accuracy_split']}/accuracy": 100.0 * record["accuracy"]})
             ctx.acc.wait_for_everyone()
             return record
         ft, model = unit.upstream, None
@@ -340,6 +343,8 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
         record["device"] = _device_name(ctx)
         if ctx.is_main:
             store.finish(unit, record)
+            _track(ctx, ft, {"test/miou": 100.0 * record["miou"], "test/accuracy": 100.0 * record["accuracy"],
+                             **{f"test/iou_{c}": 100.0 * v for c, v in zip(TRIMAP_CLASSES, record["iou"])}})
             if ctx.rt.save_models:
                 link = store.root / "models" / (unit.label.replace("evaluate ", "").replace(" ", "_") + ".pt")
                 link.parent.mkdir(parents=True, exist_ok=True)
@@ -364,6 +369,14 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
         raise
     finally:
         ctx.acc.free_memory()
+
+
+def _track(ctx: Context, stage: Stage, values: dict) -> None:
+    """Scores (percent) to the experiment trackers, in the trained stage's run at its last epoch
+    (an evaluation goes to its fine-tuning stage's run, beside that stage's loss and lr)."""
+    if ctx.trackers is not None:
+        epochs = getattr(ctx.cfg, stage.kind).epochs
+        ctx.trackers.log(stage, values, epochs)
 
 
 def _device_name(ctx: Context) -> str:

@@ -30,9 +30,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +349,29 @@ def root_lock(store: Store):
     store.root.mkdir(parents=True, exist_ok=True)
     with locked(store.root / ".lock"):
         yield
+
+
+def adopt_finished(stages: Iterable[Stage], store: Store, base: Store) -> int:
+    """Hard-link (or copy) into ``store`` each of ``stages`` finished in ``base`` (for a ``--set`` run: the
+    folder of the config without overrides; same key, same stage). Returns how many were adopted."""
+
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    n = 0
+    for stage in stages:
+        src, dst = base.dir(stage), store.dir(stage)
+        if store.is_done(stage) or not base.is_done(stage) or dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f".tmp-adopt-{stage.key}-{os.getpid()}"
+        shutil.copytree(src, tmp, copy_function=link, ignore=shutil.ignore_patterns(".tmp-*", "checkpoint.pt"))
+        try:
+            os.rename(tmp, dst)
+            n += 1
+        except OSError:  # another job adopted it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return n

@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import METRICS, load, write_csv
+from ..clihelp import HelpFormatter, examples
+from .common import DEFAULT_RESULTS, METRICS, default_results, load, write_csv
 from .compare import DEFAULT_TOLERANCE
 from .curves import FAMILIES, MAX_DELTA_AICC, MAX_PLATEAU_WIDTH, N_BOOT
 
-EPILOG = "Metrics are in percent (0-100). Outputs are described in analysis/README.md."
+EPILOG = ("Metrics are in percent (0-100). Outputs are described in analysis/README.md.\n\n"
+          + examples("python -m diminish.analysis fit-curves --plot curves.png",
+                     "python -m diminish.analysis paired-tests --reference paper",
+                     "python -m diminish.analysis report --results results/demo/results.nc --out analysis/demo"))
 
 
 def _fmt(col: str):
@@ -209,12 +213,16 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m diminish.analysis", description=__doc__, epilog=EPILOG)
+    p = argparse.ArgumentParser(prog="python -m diminish.analysis", description=__doc__, epilog=EPILOG,
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: add_parser(*a, formatter_class=HelpFormatter, **kw)  # every subcommand
 
     def common(sp, boot=True):
-        g = sp.add_mutually_exclusive_group(required=True)
-        g.add_argument("--results", type=Path, help="a results.nc file")
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--results", type=Path,
+                       help=f"a results.nc file (default: {DEFAULT_RESULTS[0]} if present, else {DEFAULT_RESULTS[1]})")
         g.add_argument("--reference", choices=["paper"], help="the paper's published tables instead of results")
         sp.add_argument("--metric", choices=METRICS, default="miou", help="metric to analyse (default miou)")
         sp.add_argument("--paper-spread", choices=["sd", "se"], default="sd",
@@ -272,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.results is None and not args.reference:
+            args.results = default_results()
+            print(f"no --results given: using {args.results} (the full study's results if present, "
+                  "else the demo's, as make paper does)", file=sys.stderr)
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

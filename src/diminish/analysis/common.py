@@ -25,6 +25,18 @@ from .reference import load_reference
 METRICS = ("miou", "accuracy")
 CELL = ("pretrain", "intermediate", "finetune")
 FLOAT_FORMAT = "%.10g"
+# Results analysed when none are named: the full study's if present, else the demo's (as `make paper`).
+DEFAULT_RESULTS = (Path("results/paper/results.nc"), Path("results/demo/results.nc"))
+
+
+def default_results() -> Path:
+    """The first of :data:`DEFAULT_RESULTS` that exists; an error naming both (and the demo) if none."""
+    for path in DEFAULT_RESULTS:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no --results given and neither {DEFAULT_RESULTS[0]} (the full study) nor "
+                            f"{DEFAULT_RESULTS[1]} (the demo: make demo) exists; give --results PATH "
+                            "or --reference paper")
 
 
 def load(source: str | Path | xr.Dataset, spread: str = "sd", n_paper: int = 3) -> xr.Dataset:

@@ -21,6 +21,7 @@ One concern per module:
 * ``measure.py``  :func:`run`: builds the rows, times them in rounds, collects the JSON result
 * ``extras.py``   the vit-pytorch reference rows and the data-path rows
 * ``many.py``     concurrent fine-tuning runs: stacked models and worker processes
+* ``shared.py``   fine-tuning alone and beside busy processes (``--neighbours K``): a shared CPU
 * ``grid.py``     workload of the configured grid and its projected wall time
 * ``table.py``    :func:`format_table`, the printed report
 * ``cli.py``      argument parsing and :func:`main` (``__main__.py`` calls it)

@@ -22,7 +22,7 @@ from dataclasses import asdict
 import torch
 
 from .. import fastpath
-from . import extras, many
+from . import extras, many, shared
 from .flops import flops_per_image
 from .grid import project_grid
 from .options import TASKS, Options
@@ -126,6 +126,9 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
             j.time_once(device)
         log(f"[bench] round {r + 1}/{opts.repeats} done")
     result["load_average_end"] = load_average()
+    if opts.neighbours > 0 and device.type == "cpu" and "finetune" in stages:
+        log(f"[bench] finetune beside {opts.neighbours} busy process(es), {opts.repeats} rounds")
+        result["shared_cpu"] = shared.measure(stages["finetune"]["_train"], device, opts.neighbours, opts.repeats)
 
     # -- collect ---------------------------------------------------------------------------
     result["matmul"].update({"flops_per_s": mm.median, "rates": mm.rates, "cpu_time_rates": mm.cpu_rates})

@@ -36,6 +36,7 @@ class Options:
     many_seconds: float = 5.0
     many_processes: bool = True  # with many > 1 on a CPU: also time K worker processes
     threads: int = 0  # 0 = torch's default
+    neighbours: int = 0  # K > 0 (CPU): also time fine-tuning beside K busy processes (bench/shared.py)
     tune_allocator: bool = True
     config: ExperimentConfig = field(default_factory=lambda: ExperimentConfig(name="paper"))
 

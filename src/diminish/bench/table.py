@@ -56,6 +56,12 @@ def format_table(res: dict) -> str:
         parts = ", ".join(f"{k}: {v['images_per_s']:,.1f} img/s" + (f" (MFU {v['mfu']:.0%})" if "mfu" in v else "")
                           for k, v in p.items() if k != "speedup")
         lines.append(f"fine-tuning processes x threads: {parts} (speedup {p['speedup']:.2f}x)")
+    sh = res.get("shared_cpu")
+    if sh:
+        lines.append(f"finetune beside {sh['neighbours']} busy process(es): {sh['shared_images_per_s']:,.1f} img/s, "
+                     f"alone {sh['alone_images_per_s']:,.1f} in the same rounds = {sh['ratio']:.0%} (fair share "
+                     f"{sh['fair_share']:.0%}; {sh['threads']} threads, {sh['cores']} cores; OpenMP wait: "
+                     f"{sh['openmp_wait']}; load {sh['load_average_before']} -> {sh['load_average_after']})")
     pr = res["projection"]
     secs = ", ".join(f"{s} {v / 3600:,.1f} h" for s, v in pr["seconds"].items() if v is not None)
     total = "n/a (not all stages timed)" if pr["total_hours"] is None else f"{pr['total_hours']:,.1f} h"

@@ -7,9 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+from ..clihelp import HelpFormatter, examples, hidden_alias
 from ..console import guard
 from .readers import DATASETS, DataError
 from .synth import DEFAULT_SIZES
+
+EXAMPLES = examples(
+    "python -m diminish.data synth --out data/synth",
+    "python -m diminish.data prepare --dataset pets --root data/oxford-iiit-pet --cache-dir cache",
+    "python -m diminish.data prepare --dataset intel --root data/intel-image-classification --split test --jobs 2")
 
 
 def _sizes(text: str) -> dict[str, int]:
@@ -35,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m diminish.data",
         description="Prepare the one-time uint8 caches of the datasets, or write synthetic stand-ins.",
+        formatter_class=HelpFormatter, epilog=EXAMPLES,
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -44,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decode every used image of a dataset once, resize to 128x128 and store uint8 "
         "arrays plus a manifest under the cache folder. A second call with unchanged files and "
         "settings reuses the cache without decoding.",
+        formatter_class=HelpFormatter, epilog=EXAMPLES,
     )
     pp.add_argument("--dataset", required=True, choices=DATASETS)
     pp.add_argument("--root", required=True, type=Path,
@@ -51,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--split", default="train", choices=("train", "test"),
                     help="intel only: 'test' reads seg_test (default: train)")
     pp.add_argument("--limit", type=int, default=0, help="keep at most N examples (0 = all)")
-    pp.add_argument("--cache-dir", type=Path, default=Path("cache"), help="default: ./cache")
+    pp.add_argument("--cache-dir", type=Path, default=Path("cache"), help="where the caches go")
     pp.add_argument("--skip-bad", action="store_true",
                     help="leave unreadable/inconsistent files out (and list them) instead of stopping")
-    pp.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    pp.add_argument("--jobs", type=int, default=None, metavar="N", help="decoding processes (default: all cores)")
+    hidden_alias(pp, "--workers", "jobs", type=int)  # the old spelling
     pp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ps = sub.add_parser(
@@ -62,16 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="write synthetic Pets / Intel / ImageNet stand-ins in the real layouts",
         description="Write deterministic synthetic datasets (JPEG images, PNG trimaps) under OUT: "
         "OUT/oxford-iiit-pet, OUT/intel-image-classification, OUT/imagenet.",
+        formatter_class=HelpFormatter, epilog=EXAMPLES,
     )
-    ps.add_argument("--out", required=True, type=Path)
-    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder to write the datasets into")
+    ps.add_argument("--seed", type=int, default=0, help="seed of the synthetic images")
     ps.add_argument(
         "--sizes", type=_sizes, default={},
         help="comma-separated counts, e.g. pets=600,intel=100,intel_test=20,imagenet=800 "
         "(intel and intel_test are per class; defaults: "
         + ",".join(f"{k}={v}" for k, v in DEFAULT_SIZES.items()) + ")",
     )
-    ps.add_argument("--workers", type=int, default=None, help="processes (default: up to 8 cores)")
+    ps.add_argument("--jobs", type=int, default=None, metavar="N", help="processes (default: up to 8 cores)")
+    hidden_alias(ps, "--workers", "jobs", type=int)  # the old spelling
     return p
 
 
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
             t0 = time.perf_counter()
             cache = prepare(args.dataset, args.root, args.cache_dir, split=args.split, limit=args.limit,
-                            skip_bad=args.skip_bad, workers=args.workers, progress=not args.no_progress)
+                            skip_bad=args.skip_bad, workers=args.jobs, progress=not args.no_progress)
             dt = time.perf_counter() - t0
             verb = "built" if cache.built else "reused"
             print(f"{verb} {args.dataset}/{args.split}: {len(cache)} examples in {dt:.1f} s -> {cache.path}")
@@ -101,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             roots = write_synthetic(args.out, seed=args.seed, pets=sizes["pets"], intel_per_class=sizes["intel"],
                                     imagenet=sizes["imagenet"], intel_test_per_class=sizes["intel_test"],
-                                    workers=args.workers)
+                                    workers=args.jobs)
             print(f"synthetic data (seed {args.seed}) written in {time.perf_counter() - t0:.1f} s:")
             for name, path in roots.items():
                 print(f"  {name}: {path}")

@@ -1,10 +1,13 @@
 """``python -m diminish.report``: the paper build's steps, one command each (used by paper/paper.mk).
 
-    numbers  --results R --analysis A --out numbers.tex
-    tables   --results R --analysis A --out-dir tables/
-    figure   NAME --results R --analysis A --out NAME.pdf
-    tex      --results R --analysis A --out paper.tex
-    all      --results R --analysis A --out-dir DIR      (every step above, no LaTeX run)
+    numbers  --results R --analysis A --out-file numbers.tex
+    tables   --results R --analysis A --out tables/
+    figure   NAME --results R --analysis A --out-file NAME.pdf
+    tex      --results R --analysis A --out-file paper.tex
+    all      --results R --analysis A --out DIR      (every step above, no LaTeX run)
+
+``--out`` is a folder and ``--out-file`` a file, as in every command (``--out-dir`` and a file-valued
+``--out`` are still accepted).
 
 ``--examples`` defaults to ``examples.npz`` beside the results file.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..clihelp import HelpFormatter, examples, hidden_alias
 from ..console import guard, one_line
 
 
@@ -24,24 +28,41 @@ def _inputs(args):
 
 
 def main(argv: list[str] | None = None) -> int:
+    ex = examples("python -m diminish.report all --results results/demo/results.nc --analysis analysis/demo "
+                  "--out paper/build/demo",
+                  "python -m diminish.report figure curves --results R.nc --analysis A --out-file curves.pdf")
     ap = argparse.ArgumentParser(prog="python -m diminish.report", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=HelpFormatter, epilog=ex)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def common(p):
+        p.formatter_class, p.epilog = HelpFormatter, ex
         p.add_argument("--results", required=True, help="results.nc")
         p.add_argument("--analysis", required=True, help="analysis report folder")
         p.add_argument("--examples", default=None, help="examples.npz (default: beside the results)")
         return p
 
-    common(sub.add_parser("numbers", help="write numbers.tex")).add_argument("--out", required=True)
-    common(sub.add_parser("tables", help="write every table")).add_argument("--out-dir", required=True)
-    fp = common(sub.add_parser("figure", help="draw one figure"))
-    fp.add_argument("name")
-    fp.add_argument("--out", required=True)
-    common(sub.add_parser("tex", help="render paper.tex")).add_argument("--out", required=True)
-    common(sub.add_parser("all", help="every step except LaTeX")).add_argument("--out-dir", required=True)
+    def output(p, folder: bool):
+        if folder:
+            p.add_argument("--out", metavar="DIR", help="output folder (required)")
+            hidden_alias(p, "--out-dir", "out")  # the old spelling
+        else:
+            p.add_argument("--out-file", metavar="FILE", help="output file (required)")
+            hidden_alias(p, "--out", "out_file")  # the old spelling
+        return p
+
+    parsers = {
+        "numbers": output(common(sub.add_parser("numbers", help="write numbers.tex")), False),
+        "tables": output(common(sub.add_parser("tables", help="write every table")), True),
+        "figure": output(common(sub.add_parser("figure", help="draw one figure")), False),
+        "tex": output(common(sub.add_parser("tex", help="render paper.tex")), False),
+        "all": output(common(sub.add_parser("all", help="every step except LaTeX")), True),
+    }
+    parsers["figure"].add_argument("name", help="the figure's module in report/figures/")
     args = ap.parse_args(argv)
+    target = "out" if args.cmd in ("tables", "all") else "out_file"
+    if getattr(args, target, None) is None:
+        parsers[args.cmd].error(f"the following arguments are required: --{target.replace('_', '-')}")
 
     from .inputs import ReportInputError
 
@@ -50,25 +71,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "numbers":
             from .numbers import write_numbers
 
-            print(write_numbers(inp, args.out))
+            print(write_numbers(inp, args.out_file))
         elif args.cmd == "tables":
             from .tables import write_tables
 
-            for p in write_tables(inp, args.out_dir):
+            for p in write_tables(inp, args.out):
                 print(p)
         elif args.cmd == "figure":
             from .figures import module
             from .figures._common import save
 
-            print(save(module(args.name).draw(inp), args.out))
+            print(save(module(args.name).draw(inp), args.out_file))
         elif args.cmd == "tex":
             from .render import write_paper
 
-            print(write_paper(inp, args.out))
+            print(write_paper(inp, args.out_file))
         elif args.cmd == "all":
             from .build import build_all
 
-            print(build_all(inp, args.out_dir))
+            print(build_all(inp, args.out))
     except BrokenPipeError:  # output closed early: console.guard ends quietly
         raise
     except (ReportInputError, OSError, ValueError, KeyError) as e:
