@@ -32,12 +32,12 @@ ANALYSIS_SRC := $(wildcard src/diminish/analysis/*.py src/diminish/analysis/*/*.
 REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py \
                src/diminish/results.py src/diminish/config.py
 # numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
-NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py)
+NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(RP)/statements.py $(RP)/skipped.py experiments/paper.toml
 FIG_CORE := $(REPORT_CORE) $(RP)/figures/__init__.py $(RP)/figures/_common.py
 FIGURE_NAMES := curves intermediate transfer compare examples
 FIGURES := $(addprefix $(PB)/figures/,$(addsuffix .pdf,$(FIGURE_NAMES)))
 TABLE_NAMES := baseline pretrained intermediate hyper fits verdicts paired_intermediate paired_pretrain \
-               transfer compare headline provenance
+               transfer compare headline provenance verdicts_all skipped
 TABLES := $(addprefix $(PB)/tables/,$(addsuffix .tex,$(TABLE_NAMES)))
 
 .PHONY: paper paper-tools clean-paper FORCE

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..analysis.families import SATURATING
 from ..config import ConfigError, ExperimentConfig, loads
 from ..results import read_results
 
@@ -201,3 +202,26 @@ def best_fit(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool)
     if not len(best):
         best = rows.sort_values(["aicc", "family"]).head(1)
     return best.iloc[0]
+
+
+def condition_plateau(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool) -> dict | None:
+    """The one plateau of a condition that every table and sentence prints: the best saturating
+    family's asymptote (lowest AICc; by leave-one-out error where AICc is undefined), the same row
+    the analysis's H2_F verdict reads, with its bootstrap interval and whether it is identified.
+    None when no saturating family was fitted."""
+    rows = fits[(fits["metric"] == metric) & (fits["pretrain"] == pretrain) & (fits["intermediate"] == intermediate)
+                & fits["family"].astype(str).isin(SATURATING)]
+    if "status" in rows.columns:
+        rows = rows[rows["status"].astype(str) == "ok"]
+    if not len(rows):
+        return None
+    aicc = rows["aicc"].astype(float)
+    if np.isfinite(aicc).any():
+        r = rows.loc[aicc.idxmin()]
+    elif rows["loo_error"].notna().any():
+        r = rows.loc[rows["loo_error"].astype(float).abs().idxmin()]
+    else:
+        r = rows.iloc[0]
+    value = r["plateau_est"] if "plateau_est" in r and not pd.isna(r["plateau_est"]) else r["plateau"]
+    return dict(family=str(r["family"]), plateau=float(value), plateau_lo=float(r["plateau_lo"]),
+                plateau_hi=float(r["plateau_hi"]), identified=bool(r["identified"]), f95=float(r["f95"]))

@@ -13,13 +13,18 @@ a silent gap in the paper.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
 
+from ..analysis.families import FAMILIES
+from .figures import FIGURES
 from .inputs import Inputs
-from .latex import Tex, breakable_tt, escape, integer, interval, num, pm, pvalue, size_label
+from .latex import Tex, breakable_tt, escape, integer, interval, macro_name, num, pm, pvalue, size_label
+from .macros import FAMILY_TEX, condition_label
 from .numbers import PREFIX, Numbers, compute
+from .skipped import skipped_rows
 
 TEMPLATES = Path(__file__).with_name("templates")
 LEFTOVER_SYNTAX = ("\\VAR{", "\\BLOCK{", "\\#{")
@@ -84,18 +89,66 @@ def check_rendered(text: str, where: str) -> None:
             raise ValueError(f"{where}: unrendered template syntax {s!r} left in the output")
 
 
+def examples_label(cell: str) -> str:
+    """'P=800 I=False F=320 seed=0' -> '800 pre-training images, without the intermediate stage, 320
+    fine-tuning images, seed 0'; text in another form is returned as it is."""
+    m = re.fullmatch(r"\s*P=(\d+)\s+I=(\w+)\s+F=(\d+)\s+seed=(\d+)\s*", str(cell))
+    if not m:
+        return str(cell)
+    inter = m.group(2).lower() in ("true", "1", "yes")
+    return f"{condition_label(int(m.group(1)), inter)}, {m.group(3)} fine-tuning images, seed {m.group(4)}"
+
+
+def _pooled_p(inp: Inputs) -> tuple[Tex, Tex, bool]:
+    """The pre-training term of the pooled model as it was fitted: (formula, words, has an I term)."""
+    terms = set(inp.analysis.pooled["term"].astype(str))
+    has_i = "intermediate" in set(inp.analysis.pooled[inp.analysis.pooled["effect"] == "pretrain"]["term"].astype(str))
+    if "log2_pretrain" in terms:
+        return (Tex(r"\beta_P\,(\log_2 P_c - \overline{\log_2 P})"),
+                Tex(r"$\beta_P$ the change per doubling of $P$"), has_i)
+    if "pretrain_100k" in terms:
+        return (Tex(r"\beta_P\,(P_c - \bar P)/10^{5}"),
+                Tex(r"$\beta_P$ the change per $10^5$ pre-training images (the text restates it over the "
+                    r"measured span of $P$)"), has_i)
+    return Tex(""), Tex(r"there is no term in $P$"), has_i
+
+
+SYNTHETIC_NAMES = dict(imagenet_name=("a synthetic stand-in for the ImageNet-1K training images",
+                                      "the ImageNet-1K training images"),
+                       intel_name=("a synthetic stand-in for the Intel natural-scene set",
+                                   "the Intel natural-scene set (buildings, forest, glacier, mountain, sea, street)"),
+                       pets_name=("a synthetic stand-in for Oxford-IIIT Pet", "Oxford-IIIT Pet"),
+                       syn_of_imagenet=(" (synthetic stand-ins for ImageNet-1K)", ""),
+                       syn_of_pets=(" (synthetic stand-ins for Oxford-IIIT Pet)", ""))
+
+
 def paper_context(inp: Inputs, numbers: Numbers | None = None) -> dict:
     numbers = numbers or compute(inp)
     m = {name: Tex(f"\\{PREFIX}{name}{{}}") for name in numbers.macros}
+    syn = inp.synthetic
+    formula, words, has_i = _pooled_p(inp)
+    rep = inp.analysis.report
+
+    def statement(key: str) -> Tex:
+        return m.get(macro_name("Statement", key), Tex(""))
+
+    families = [dict(name=escape(FAMILY_TEX[k][0]), formula=Tex(FAMILY_TEX[k][1]), k=len(FAMILIES[k].params))
+                for k in FAMILIES if k in FAMILY_TEX]
     return dict(f=numbers.flags, n=m, attrs=inp.attrs, metric=inp.metric,
                 metric_label={"miou": "mIoU", "accuracy": "accuracy"}[inp.metric],
-                synthetic=inp.synthetic, has_examples=inp.examples is not None,
-                notes=[escape(str(x)) for x in inp.analysis.report.get("notes", [])],
-                attrs_examples_cell=str(inp.examples["cell"]) if inp.examples is not None else "",
-                title=Tex(TITLE), date=Tex(numbers.macros.get("ResultsDate", Tex(""))))
+                synthetic=syn, has_examples=inp.examples is not None,
+                examples_cell=examples_label(inp.examples["cell"]) if inp.examples is not None else "",
+                title=Tex(TITLE + (SYNTHETIC_TITLE if syn else "")),
+                synmark=Tex(r"\textbf{[Synthetic demo data]} ") if syn else Tex(""),
+                statement=statement, families=families, pooled_p_term=formula, pooled_p_words=words,
+                pooled_has_i=has_i, has_pvp="pretrain" in FIGURES, has_skipped=bool(skipped_rows(inp)),
+                plateau_width=Tex(f"{float(rep.get('max_plateau_width', 10)):g}"),
+                plateau_aicc=Tex(f"{float(rep.get('max_delta_aicc', 10)):g}"),
+                **{k: v[0] if syn else v[1] for k, v in SYNTHETIC_NAMES.items()})
 
 
 TITLE = r"Small Data, Tiny Transformer: Re-measuring Diminishing Returns of Pre-training and Intermediate Fine-tuning"
+SYNTHETIC_TITLE = r"\\[4pt] \large (synthetic demonstration data: not results about real images)"
 
 
 def write_paper(inp: Inputs, path: str | Path, numbers: Numbers | None = None) -> Path:

@@ -157,10 +157,10 @@ def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit:
 
 
 def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int, slope: object,
-                   lo: object, hi: object, axis: str = "F") -> Tex:
-    """How a paired difference moves along the fine-tune size: the two ends, described from their
-    signs ('a gain that narrows', 'a gain that turns into a loss'), then the pooled slope per
-    doubling with its interval, described from its own sign and interval."""
+                   lo: object, hi: object, axis: str = "F", per: str = "") -> Tex:
+    """How a paired difference moves along a size axis: the two ends, described from their signs
+    ('a gain that narrows', 'a gain that turns into a loss'), then the pooled slope (per doubling,
+    or over the span ``per`` names) with its interval, described from its own sign and interval."""
     N = noun[:1].upper() + noun[1:]
     a, b = _sign(at_lo), _sign(at_hi)
     ends = f"{signed(at_lo)} points at ${axis}={integer(f_lo)}$ and {signed(at_hi)} at ${axis}={integer(f_hi)}$"
@@ -178,7 +178,8 @@ def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int
     if isnan(slope):
         return Tex(out)
     s = side(lo, hi)
-    trend = (f" Per doubling of ${axis}$ the pooled model puts its change at {signed(slope)} points "
+    per = per or f"Per doubling of ${axis}$"
+    trend = (f" {per} the pooled model puts its change at {signed(slope)} points "
              f"({ci(lo, hi)}), ")
     trend += ("significantly " + ("upwards" if s > 0 else "downwards") + ".") if s else "not significantly different from zero."
     return Tex(out + trend)
@@ -237,3 +238,24 @@ def settings_sentence(differences: list[str] | None) -> Tex:
                    "not give them.")
     return Tex("The training settings differ from the original paper's Appendix A1 ("
                + str(escape(join_words(differences))) + "), so these numbers do not test the published schedule.")
+
+
+def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
+    """'Of the original paper's 3 headline claims, 1 holds in our data, 1 does not and 1 is inconclusive.'"""
+    n = holds + fails + inconclusive
+    parts = []
+    if holds:
+        parts.append(f"{holds} {'holds' if holds == 1 else 'hold'} in our data")
+    if fails:
+        parts.append(f"{fails} {'does' if fails == 1 else 'do'} not")
+    if inconclusive:
+        parts.append(f"{inconclusive} {'is' if inconclusive == 1 else 'are'} inconclusive")
+    if n == 0:
+        return Tex("No headline claim of the original paper could be checked.")
+    if len(parts) == 1:
+        one = n == 1
+        text = ("it holds in our data" if one else "all hold in our data") if holds else \
+            ("it does not hold in our data" if one else "none holds in our data") if fails else \
+            ("it is inconclusive" if one else "all are inconclusive")
+        return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {text}.")
+    return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {join_words(parts)}.")
