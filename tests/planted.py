@@ -39,8 +39,8 @@ Intermediate (``intermediate``), the difference I=True vs I=False at the same P,
 Scenarios (``SCENARIOS``) name the combinations the tests use; any other combination of the
 keyword arguments also works. ``truth(...)["expected"]`` maps claim ids of verdicts.csv to the
 verdict the analysis must reach; it lists only claims whose planted effect is large against the
-noise and the number of seeds (for example no "every cell" claim is expected to be supported,
-since with 2 or 3 seeds no per-cell test can pass a Holm correction over 20+ cells).
+noise and the number of seeds (for example "every cell" is expected to be refuted only with
+little noise, since with 3 seeds a single cell rarely passes a Holm correction over 24 cells).
 """
 
 from __future__ import annotations
@@ -189,9 +189,12 @@ def truth(intermediate: str = "hurts", pretrain: str = "helps", curve: str = "sa
         ex["INT_SHRINKS_WITH_F"] = "supported"
     elif intermediate == "null":
         ex["INT_SHRINKS_WITH_F"] = "inconclusive"
-    # "every cell" is refuted when some cells decisively go the other way (needs n >= 3 to show it)
-    if intermediate in ("helps", "mixed") and n_seeds >= 3:
+    # "every cell": refuted only when some cell goes the other way with Holm p < 0.05 over all cells,
+    # which with 3 seeds needs little noise; supported when every cell's interval is on the claimed side
+    if intermediate in ("helps", "mixed") and n_seeds >= 3 and noise <= 0.1:
         ex["INT_EVERY_CELL"] = "not supported"
+    if intermediate == "hurts" and curve == "loglinear" and n_seeds >= 3 and noise <= 0.3:
+        ex["INT_EVERY_CELL"] = "supported"
     ex["PT_HELPS"] = {"helps": "supported", "hurts": "not supported"}.get(pretrain, ex.get("PT_HELPS", ""))
     if not ex["PT_HELPS"]:
         del ex["PT_HELPS"]
@@ -200,8 +203,10 @@ def truth(intermediate: str = "hurts", pretrain: str = "helps", curve: str = "sa
         ex["PT_SHRINKS_WITH_F"] = "supported"
     elif pretrain in ("hurts", "crosses"):
         ex["PT_SHRINKS_WITH_F"] = "not supported"
-    if pretrain == "hurts" and n_seeds >= 3:
+    if pretrain == "hurts" and n_seeds >= 3 and noise <= 0.1:
         ex["PT_EVERY_CELL"] = "not supported"
+    if pretrain == "helps" and curve == "loglinear" and n_seeds >= 3 and noise <= 0.3:
+        ex["PT_EVERY_CELL"] = "supported"
     for p in (0,) + tuple(int(x) for x in P if x > 0):
         for i in (0, 1):
             ex[f"FT_HELPS_P{p}_I{i}"] = "supported"

@@ -15,14 +15,25 @@ Diminishing returns
     H2_P: a plateau in pre-training size; with fewer than 5 sizes P > 0 (the paper has 3) no
     3-parameter curve leaves any residual degrees of freedom, so it is reported as not testable.
 
-Verdict rules (a 95% interval or the Akaike weights decide):
+Verdict rules (a 95% interval or the Akaike weights decide; each row of verdicts.csv carries its
+rule in words in ``rule`` and its kind in ``kind``, so no reader has to re-derive a verdict):
     directional claims: supported if the interval excludes 0 on the claimed side, not supported
     if it excludes 0 on the other side, else inconclusive (the data cannot tell).
-    H2_F: supported if the best saturating plateau is identified, its upper limit is below 100 and
-    the saturating families hold >= 0.9 of the Akaike weight; not supported if ``log2`` holds
-    >= 0.9 (a curve without any plateau describes the data decisively better); else inconclusive.
-    "every cell" claims: supported if every cell's difference has the claimed sign with Holm p <
-    0.05; not supported if any cell's interval lies entirely on the other side; else inconclusive.
+    H2_F: decided in :mod:`.plateaus` (one plateau per condition, shared with plateaus.csv).
+    "every cell" claims: supported if every cell's 95% interval lies on the claimed side (an
+    intersection-union test: each cell must pass at 0.05, no correction needed); not supported if
+    some cell goes the other way with Holm-adjusted p < 0.05 (one cell among many: corrected);
+    else inconclusive. The share of cells with the claimed sign is reported but does not decide.
+    Claims about how an effect changes (PT_SHRINKS_WITH_F "the head start narrows",
+    INT_SHRINKS_WITH_F "the penalty shrinks", PT_GROWS_WITH_P, INT_WORSE_WITH_P) check the sign
+    of the effect itself, not only the slope (effect_by_f.csv gives the effect at each F):
+    narrowing/shrinking: supported if the effect at the smallest F has the claimed sign (its
+    interval excludes 0 on that side), the slope in log2 F has the opposite sign (interval), and
+    the effect keeps its sign at every F (estimates); not supported if the slope's interval is on
+    the claimed sign's side (it grows), or the effect's interval at the smallest F, at any F, or on
+    average lies on the other side (there is no such effect, or it turns into its opposite); else
+    inconclusive. Growing with P: supported if the average effect and the slope in log2 P both
+    have the claimed sign (intervals); not supported if either interval is on the other side.
 
 The paper's three headline claims (headline.csv) combine these (rows without intermediate
 fine-tuning): HL1 more pre-training and more fine-tuning data help (FT_HELPS_*, PT_EVERY_CELL,
@@ -39,11 +50,68 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from .common import Notes, attach, cell_stats, check_metric, conditions, is_summary
-from .curves import SATURATING
+from .common import Notes, attach, cell_stats, check_metric, conditions, is_summary, n_seeds
+from .plateaus import condition_plateau
 
-W_DECISIVE = 0.9
-VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail"]
+VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail",
+                "kind", "rule", "n_seeds"]
+RULE_DIR = {+1: "supported: 95% interval above 0; not supported: 95% interval below 0; otherwise inconclusive",
+            -1: "supported: 95% interval below 0; not supported: 95% interval above 0; otherwise inconclusive"}
+RULE_EVERY = ("supported: every cell's 95% interval lies on the claimed side of 0 (a claim about all cells needs "
+              "each cell to pass, so no multiplicity correction); not supported: at least one cell goes the other way "
+              "with Holm-adjusted p below 0.05 (a claim about any one cell among many needs the correction); "
+              "otherwise inconclusive (the share of cells with the claimed sign does not decide)")
+RULE_H2P = "not testable: a plateau in P needs at least 5 pre-training sizes above 0"
+
+
+def _side(lo, hi) -> int:
+    """+1 if the interval lies above 0, -1 if below, 0 if it contains 0 or is undefined."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return 0
+    return 1 if lo > 0 else (-1 if hi < 0 else 0)
+
+
+def rule_narrows(sign: int) -> str:
+    what = "gain" if sign > 0 else "loss"
+    return (f"supported: a {what} at the smallest F (95% interval), a slope in log2 F of the opposite sign (95% "
+            f"interval) and a {what} at every F (estimates); not supported: the slope's interval shows it growing, "
+            f"or the interval at the smallest F, at any F or on average shows the opposite of a {what}; "
+            "otherwise inconclusive")
+
+
+def rule_grows(sign: int) -> str:
+    what = "gain" if sign > 0 else "loss"
+    return (f"supported: the average effect is a {what} and grows in size with log2 P (both 95% intervals); "
+            f"not supported: either interval shows the opposite; otherwise inconclusive")
+
+
+def narrows(mean: dict, slope: dict, by_f: pd.DataFrame, sign: int) -> tuple[str, str]:
+    """(verdict, detail) of 'an effect of sign ``sign`` narrows as F grows' (rule in the docstring)."""
+    if by_f.empty or not np.isfinite(slope.get("estimate", np.nan)):
+        return "inconclusive", "no effect per fine-tune size or no slope"
+    b = by_f.sort_values("finetune")
+    first, last = b.iloc[0], b.iloc[-1]
+    sides = [_side(r.ci_lo, r.ci_hi) for r in b.itertuples()]
+    s_slope = _side(slope["ci_lo"], slope["ci_hi"])
+    s_mean = _side(mean.get("ci_lo", np.nan), mean.get("ci_hi", np.nan))
+    keeps = bool((sign * b.estimate.to_numpy(float) > 0).all())
+    detail = (f"effect {first.estimate:+.3g} [{first.ci_lo:.3g}, {first.ci_hi:.3g}] at F={int(first.finetune)}, "
+              f"{last.estimate:+.3g} [{last.ci_lo:.3g}, {last.ci_hi:.3g}] at F={int(last.finetune)}; "
+              f"{'keeps its sign at every F' if keeps else 'changes sign along F'}")
+    if s_slope == sign or sides[0] == -sign or -sign in sides or s_mean == -sign:
+        return "not supported", detail
+    if sides[0] == sign and s_slope == -sign and keeps:
+        return "supported", detail
+    return "inconclusive", detail
+
+
+def grows(mean: dict, slope: dict, sign: int) -> str:
+    s_mean = _side(mean.get("ci_lo", np.nan), mean.get("ci_hi", np.nan))
+    s_slope = _side(slope.get("ci_lo", np.nan), slope.get("ci_hi", np.nan))
+    if s_mean == -sign or s_slope == -sign:
+        return "not supported"
+    return "supported" if s_mean == sign and s_slope == sign else "inconclusive"
+
 
 
 def _directional(ci_lo, ci_hi, sign: int) -> str:
@@ -123,61 +191,34 @@ def mean_gain(ds, metric, fixed) -> dict | None:
     return out
 
 
-def _h2(fits: pd.DataFrame, metric, P, I) -> dict:
-    sub = fits[(fits.metric == metric) & (fits.pretrain == P) & (fits.intermediate == I) & (fits.status == "ok")]
-    sat = sub[sub.family.isin(SATURATING)]
-    if sat.empty:
-        return dict(statistic="plateau (no saturating fit)", estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan,
-                    p=np.nan, verdict="inconclusive", detail="no saturating family could be fitted")
-    aic_ok = np.isfinite(sub.aicc.to_numpy(float))
-    if np.isfinite(sat.aicc.to_numpy(float)).any():
-        best = sat.loc[sat.aicc.astype(float).idxmin()]
-    else:
-        best = sat.loc[sat.loo_error.abs().astype(float).idxmin()] if sat.loo_error.notna().any() else sat.iloc[0]
-    w_sat = float(sat.akaike_weight.fillna(0).sum())
-    w_log = float(sub[sub.family == "log2"].akaike_weight.fillna(0).sum())
-    ident = bool(best.identified)
-    detail = (f"best saturating family {best.family}; identified={ident}"
-              + (f" ({best.reason})" if isinstance(best.reason, str) and best.reason else "")
-              + f"; Akaike weight saturating={w_sat:.3g}, log2={w_log:.3g}")
-    if not aic_ok.any():
-        verdict = "inconclusive"
-        detail += "; AICc undefined (too few points)"
-    elif w_log >= W_DECISIVE:
-        verdict = "not supported"
-    elif ident and best.plateau_hi < 100 and w_sat >= W_DECISIVE:
-        verdict = "supported"
-    else:
-        verdict = "inconclusive"
-    return dict(statistic=f"plateau of {best.family} (%)", estimate=float(best.plateau_est),
-                ci_lo=float(best.plateau_lo), ci_hi=float(best.plateau_hi), p=np.nan, verdict=verdict,
-                detail=detail)
-
-
-def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, str]:
+def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, str, str]:
+    """(statistics, verdict, detail) of 'the difference has sign ``sign`` in every cell' (RULE_EVERY)."""
     d = df[np.isfinite(df.mean_delta.to_numpy(float))]
     if d.empty:
-        return dict(estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan, p=np.nan), "inconclusive"
-    right = np.sign(d.mean_delta.to_numpy(float)) == sign
-    sig = d.p_holm.to_numpy(float) < 0.05
-    wrong_sure = (d.ci_lo > 0) if sign < 0 else (d.ci_hi < 0)
-    frac = float(right.mean())
-    if right.all() and sig.all():
+        return dict(estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan, p=np.nan), "inconclusive", "no cell"
+    est = d.mean_delta.to_numpy(float)
+    sides = np.array([_side(lo, hi) for lo, hi in zip(d.ci_lo.to_numpy(float), d.ci_hi.to_numpy(float))])
+    wrong = (np.sign(est) == -sign) & (d.p_holm.to_numpy(float) < 0.05)
+    if (sides == sign).all():
         v = "supported"
-    elif bool(wrong_sure.any()):
+    elif wrong.any():
         v = "not supported"
     else:
         v = "inconclusive"
-    ph = d.p_holm.to_numpy(float)
-    return dict(estimate=frac, ci_lo=np.nan, ci_hi=np.nan, p=float(np.nanmax(ph)) if np.isfinite(ph).any() else np.nan), v
+    right = int((np.sign(est) == sign).sum())
+    detail = (f"{right} of {len(d)} cells have the claimed sign, {int((sides == sign).sum())} with a 95% interval on "
+              f"that side; {int(wrong.sum())} go the other way with Holm-adjusted p < 0.05")
+    return dict(estimate=right / len(d), ci_lo=np.nan, ci_hi=np.nan, p=np.nan), v, detail
 
 
 def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = None,
            paired_int: pd.DataFrame | None = None, paired_pt: pd.DataFrame | None = None,
-           pooled_df: pd.DataFrame | None = None, n_boot: int = 200, seed: int = 0, **fit_kw) -> pd.DataFrame:
+           pooled_df: pd.DataFrame | None = None, by_f: pd.DataFrame | None = None, n_boot: int = 200,
+           seed: int = 0, **fit_kw) -> pd.DataFrame:
     """verdicts.csv rows for one metric (computes the inputs it is not given)."""
     from .curves import fit_curves
-    from .paired import paired_intermediate, paired_pretrain, pooled
+    from .paired import paired_intermediate, paired_pretrain
+    from .pooled import effect_by_f, pooled
 
     check_metric(ds, metric)
     notes = Notes()
@@ -185,12 +226,14 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
     paired_int = paired_int if paired_int is not None else paired_intermediate(ds, metric)
     paired_pt = paired_pt if paired_pt is not None else paired_pretrain(ds, metric)
     pooled_df = pooled_df if pooled_df is not None else pooled(ds, metric)
+    by_f = by_f if by_f is not None else effect_by_f(ds, metric)
+    ns = n_seeds(ds)
     rows = []
 
-    def add(cid, claim, statistic, res, verdict, detail=""):
+    def add(cid, kind, claim, statistic, res, verdict, rule, detail=""):
         rows.append(dict(claim_id=cid, claim=claim, statistic=statistic, estimate=res.get("estimate", np.nan),
                          ci_lo=res.get("ci_lo", np.nan), ci_hi=res.get("ci_hi", np.nan), p=res.get("p", np.nan),
-                         verdict=verdict, metric=metric, detail=detail))
+                         verdict=verdict, metric=metric, detail=detail, kind=kind, rule=rule, n_seeds=ns))
 
     conds = conditions(ds, metric)
     if not is_summary(ds) and ds.sizes["seed"] < 2:
@@ -200,18 +243,25 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
         tag = f"P{P}_I{int(I)}"
         g = mean_gain(ds, metric, dict(pretrain=P, intermediate=I))
         if g is not None:
-            add(f"FT_HELPS_{tag}", f"more fine-tuning data raises {metric} (P={P}, I={I})",
-                "mean gain per doubling of F over the measured range (pp)", g, _directional(g["ci_lo"], g["ci_hi"], +1))
+            add(f"FT_HELPS_{tag}", "FT_HELPS", f"more fine-tuning data raises {metric} (P={P}, I={I})",
+                "mean gain per doubling of F over the measured range (points)", g,
+                _directional(g["ci_lo"], g["ci_hi"], +1), RULE_DIR[+1])
         s = gain_slope(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
         if s is None:
             notes.add(f"{metric}: H1_F at P={P}, I={I} not tested: fewer than 3 fine-tune sizes")
         else:
-            add(f"H1_F_{tag}", f"gain per doubling of F falls with F (P={P}, I={I})",
-                "slope of per-doubling gain vs log2 F (pp/doubling^2)", s, _directional(s["ci_lo"], s["ci_hi"], -1),
-                f"{s['levels']} sizes")
-        h2 = _h2(fits, metric, P, I)
-        add(f"H2_F_{tag}", f"{metric} plateaus below 100% in F (P={P}, I={I})", h2.pop("statistic"), h2,
-            h2.pop("verdict"), h2.pop("detail"))
+            add(f"H1_F_{tag}", "H1_F", f"gain per doubling of F falls with F (P={P}, I={I})",
+                "slope of per-doubling gain vs log2 F (points per doubling, per doubling)", s,
+                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{s['levels']} sizes")
+        h2 = condition_plateau(fits, metric, P, I)
+        detail = (f"{h2['status']}" + (f" ({h2['reason']})" if h2["reason"] else "")
+                  + (f"; best saturating curve {h2['family']}" if h2["family"] else "")
+                  + (f"; Akaike weight saturating={h2['w_saturating']:.3g}, log-linear={h2['w_log2']:.3g}"
+                     if np.isfinite(h2["w_saturating"]) else ""))
+        add(f"H2_F_{tag}", "H2_F", f"{metric} plateaus below 100% in F (P={P}, I={I})",
+            "plateau (%), NaN when not identified",
+            dict(estimate=h2["plateau"], ci_lo=h2["plateau_lo"], ci_hi=h2["plateau_hi"]), h2["verdict"],
+            h2["rule"], detail)
     # ---- diminishing returns along P, per F
     n_pos = int((ds.pretrain.values > 0).sum())
     for I in (bool(i) for i in ds.intermediate.values):
@@ -219,46 +269,53 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             s = gain_slope(ds, metric, "pretrain", dict(intermediate=I, finetune=F))
             if s is None:
                 continue
-            add(f"H1_P_F{int(F)}_I{int(I)}", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
-                "slope of per-doubling gain vs log2 P over P > 0 (pp/doubling^2)", s,
-                _directional(s["ci_lo"], s["ci_hi"], -1), f"{s['levels']} pre-training sizes > 0")
+            add(f"H1_P_F{int(F)}_I{int(I)}", "H1_P", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
+                "slope of per-doubling gain vs log2 P over P > 0 (points per doubling, per doubling)", s,
+                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{s['levels']} pre-training sizes > 0")
     if n_pos < 3:
         notes.add(f"{metric}: H1_P not tested: {n_pos} pre-training sizes > 0 (needs 3)")
-    add("H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive",
-        f"not testable: {n_pos} pre-training sizes > 0; a 3-parameter saturating curve needs >= 5 to leave "
-        "residual degrees of freedom")
-    # ---- pre-training effect
-    pt0 = paired_pt[(paired_pt.metric == metric) & (~paired_pt.intermediate.astype(bool))] if len(paired_pt) else paired_pt
-    if len(pt0):
-        res, v = _every_cell(pt0, +1)
-        add("PT_EVERY_CELL", f"pre-training raises {metric} in every (P, F) cell (no intermediate)",
-            "fraction of cells with a positive difference (p = largest Holm p)", res, v)
-    for term, cid, claim, sign in (
-        ("mean", "PT_HELPS", "pre-training raises {m} on average", +1),
-        ("log2_finetune", "PT_SHRINKS_WITH_F", "the pre-training gain shrinks as F grows", -1),
-        ("pretrain_100k", "PT_GROWS_WITH_P", "the pre-training gain grows with pre-training size", +1),
-    ):
-        r = pooled_df[(pooled_df.metric == metric) & (pooled_df.effect == "pretrain") & (pooled_df.term == term)]
-        if len(r):
-            r = r.iloc[0]
-            add(cid, claim.format(m=metric), f"pooled model term '{term}' (pp)", r.to_dict(),
-                _directional(r.ci_lo, r.ci_hi, sign), r.model)
-    # ---- intermediate effect
-    it = paired_int[paired_int.metric == metric] if len(paired_int) else paired_int
-    if len(it):
-        res, v = _every_cell(it, -1)
-        add("INT_EVERY_CELL", f"intermediate fine-tuning lowers {metric} in every (P, F) cell",
-            "fraction of cells with a negative difference (p = largest Holm p)", res, v)
-    for term, cid, claim, sign in (
-        ("mean", "INT_HURTS", "intermediate fine-tuning lowers {m} on average", -1),
-        ("log2_finetune", "INT_SHRINKS_WITH_F", "the intermediate penalty shrinks as F grows", +1),
-        ("pretrain_100k", "INT_WORSE_WITH_P", "the intermediate penalty grows with pre-training size", -1),
-    ):
-        r = pooled_df[(pooled_df.metric == metric) & (pooled_df.effect == "intermediate") & (pooled_df.term == term)]
-        if len(r):
-            r = r.iloc[0]
-            add(cid, claim.format(m=metric), f"pooled model term '{term}' (pp)", r.to_dict(),
-                _directional(r.ci_lo, r.ci_hi, sign), r.model)
+    add("H2_P", "H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive", RULE_H2P,
+        f"{n_pos} pre-training sizes > 0; a 3-parameter saturating curve needs >= 5 to leave residual "
+        "degrees of freedom")
+    # ---- the two effects: every cell, pooled mean, and how they change
+    for effect, table, sign in (("pretrain", paired_pt, +1), ("intermediate", paired_int, -1)):
+        P_, word = ("PT", "raises") if effect == "pretrain" else ("INT", "lowers")
+        name = "pre-training" if effect == "pretrain" else "intermediate fine-tuning"
+        cells = table[table.metric == metric] if len(table) else table
+        if effect == "pretrain" and len(cells):
+            cells = cells[~cells.intermediate.astype(bool)]
+        if len(cells):
+            res, v, detail = _every_cell(cells, sign)
+            add(f"{P_}_EVERY_CELL", f"{P_}_EVERY_CELL", f"{name} {word} {metric} in every (P, F) cell"
+                + (" (no intermediate)" if effect == "pretrain" else ""),
+                f"share of cells with a {'positive' if sign > 0 else 'negative'} difference",
+                res, v, RULE_EVERY, detail)
+        pe = pooled_df[(pooled_df.metric == metric) & (pooled_df.effect == effect)] if len(pooled_df) else pooled_df
+        terms = {r.term: r._asdict() for r in pe.itertuples()} if len(pe) else {}
+        arms = str(pe.arms.iloc[0]) if len(pe) and "arms" in pe else ""
+        mean = terms.get("mean")
+        if mean is None:
+            continue
+        add(f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS", f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS",
+            f"{name} {word} {metric} on average", "pooled model: average difference (points)", mean,
+            _directional(mean["ci_lo"], mean["ci_hi"], sign), RULE_DIR[sign] + " (pooled model)",
+            f"{mean['model']}; arms: {arms}")
+        bf = by_f[(by_f.metric == metric) & (by_f.effect == effect)] if len(by_f) else by_f
+        slope = terms.get("log2_finetune")
+        if slope is not None:
+            v, d = narrows(mean, slope, bf, sign)
+            cid = f"{P_}_SHRINKS_WITH_F"
+            claim = ("the pre-training head start narrows as F grows" if effect == "pretrain"
+                     else "the intermediate penalty shrinks as F grows")
+            add(cid, cid, claim, "pooled model: change of the difference per doubling of F (points)", slope, v,
+                rule_narrows(sign), d)
+        slope = terms.get("log2_pretrain")
+        if slope is not None:
+            cid = "PT_GROWS_WITH_P" if effect == "pretrain" else "INT_WORSE_WITH_P"
+            claim = ("the pre-training gain grows with pre-training size" if effect == "pretrain"
+                     else "the intermediate penalty grows with pre-training size")
+            add(cid, cid, claim, "pooled model: change of the difference per doubling of P (points)", slope,
+                grows(mean, slope, sign), rule_grows(sign), f"pre-trained models only; arms: {arms}")
     out = pd.DataFrame(rows, columns=VERDICT_COLS)
     return attach(out, notes.items + fits.attrs.get("notes", []) + paired_int.attrs.get("notes", [])
                   + paired_pt.attrs.get("notes", []) + pooled_df.attrs.get("notes", []))
