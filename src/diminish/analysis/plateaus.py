@@ -37,8 +37,8 @@ def _reason_words(reason: str) -> str:
         if part.startswith("on bound"):
             out.append("the fit sits on a bound of its parameters (" + part.split(":", 1)[-1].strip() + ")")
         elif part.startswith("interval width"):
-            out.append("its 95% interval is " + part.replace("interval width", "").replace(">", "points wide, more than")
-                       + " points")
+            width, limit = (x.strip() for x in part.replace("interval width", "").split(">"))
+            out.append(f"its 95% interval is {width} points wide, more than the {limit} allowed")
         elif part.startswith("no bootstrap"):
             out.append("no bootstrap interval could be computed")
         elif part.startswith("rejected"):

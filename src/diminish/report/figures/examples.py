@@ -8,7 +8,7 @@ from matplotlib.patches import Patch
 
 from ...model import TRIMAP_CLASSES
 from ..inputs import Inputs
-from ._common import TEXT_WIDTH_IN, figure, placeholder
+from ._common import TEXT_WIDTH_IN, demo_mark, figure, placeholder
 
 # pet, background, border
 TRIMAP_COLOURS = ["#e6a01d", "#3b4cc0", "#f7f7f7"]
@@ -42,4 +42,5 @@ def draw(inp: Inputs):
                 ax.set_title(("input", "ground truth", "prediction")[c])
     handles = [Patch(facecolor=TRIMAP_COLOURS[k], edgecolor="0.4", label=name) for k, name in enumerate(TRIMAP_CLASSES)]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+    demo_mark(fig, inp.synthetic)
     return fig
