@@ -14,6 +14,14 @@ Diminishing returns
     null ``log2``.
     H2_P: a plateau in pre-training size; with fewer than 5 sizes P > 0 (the paper has 3) no
     3-parameter curve leaves any residual degrees of freedom, so it is reported as not testable.
+    H1_F, H1_P and H2_F are diminishing returns in the strong sense (each doubling buys less, or
+    a ceiling below 100 %). The paper's own sense is weaker: each added image is worth less, i.e.
+    the curve is concave on a linear axis. DR_F (per condition) and DR_P (per F, I; P = 0
+    included) test it: the gain per added image over the first interval minus that over the last,
+    (y2 - y1) / (x2 - x1) - (yk - y(k-1)) / (xk - x(k-1)), a linear contrast of cell means like
+    H1 (positive = diminishing in the paper's sense). Units: points per 100 images for F and per
+    100k images for P. A log-linear curve is diminishing in the paper's sense but not in the
+    strong one.
 
 Verdict rules (a 95% interval or the Akaike weights decide; each row of verdicts.csv carries its
 rule in words in ``rule`` and its kind in ``kind``, so no reader has to re-derive a verdict):
@@ -35,11 +43,7 @@ rule in words in ``rule`` and its kind in ``kind``, so no reader has to re-deriv
     inconclusive. Growing with P: supported if the average effect and the slope in log2 P both
     have the claimed sign (intervals); not supported if either interval is on the other side.
 
-The paper's three headline claims (headline.csv) combine these (rows without intermediate
-fine-tuning): HL1 more pre-training and more fine-tuning data help (FT_HELPS_*, PT_EVERY_CELL,
-PT_HELPS), HL2 both show diminishing returns, read as the paper does, towards a plateau (H1_F_*,
-H1_P_*, H2_F_*), HL3 intermediate fine-tuning hurts (INT_HURTS). A headline holds ("yes") when every
-component is supported, fails ("no") when any component is not supported, else "inconclusive".
+The paper's headline claims are combined from these rows in :mod:`.headline`.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
@@ -61,6 +65,7 @@ RULE_EVERY = ("supported: every cell's 95% interval lies on the claimed side of 
               "each cell to pass, so no multiplicity correction); not supported: at least one cell goes the other way "
               "with Holm-adjusted p below 0.05 (a claim about any one cell among many needs the correction); "
               "otherwise inconclusive (the share of cells with the claimed sign does not decide)")
+PER_F, PER_P = 100.0, 100_000.0  # units of the per-image gains of DR_F and DR_P
 RULE_H2P = "not testable: a plateau in P needs at least 5 pre-training sizes above 0"
 
 
@@ -148,11 +153,11 @@ def gain_slope_weights(levels) -> np.ndarray:
     return c
 
 
-def _cells(ds, metric, axis, fixed):
-    """Levels along ``axis`` with data, with (mean, SD^2/n, n)."""
+def _cells(ds, metric, axis, fixed, include_zero: bool = False):
+    """Levels along ``axis`` with data, with (mean, SD^2/n, n); P = 0 only with ``include_zero``."""
     out = []
     for lv in ds[axis].values:
-        if axis == "pretrain" and lv <= 0:
+        if axis == "pretrain" and lv <= 0 and not include_zero:
             continue
         sel = dict(fixed, **{axis: lv})
         m, sd, n = cell_stats(ds, metric, sel["pretrain"], sel["intermediate"], sel["finetune"])
@@ -168,6 +173,25 @@ def gain_slope(ds, metric, axis, fixed) -> dict | None:
     lv, m, v, n = map(np.array, zip(*cells))
     est, se, df = contrast(m, v, n, gain_slope_weights(lv))
     out = dict(estimate=est, ci_lo=np.nan, ci_hi=np.nan, p=np.nan, levels=len(lv))
+    if np.isfinite(se) and se > 0 and np.isfinite(df) and df > 0:
+        q = stats.t.ppf(0.975, df)
+        out.update(ci_lo=est - q * se, ci_hi=est + q * se, p=float(2 * stats.t.sf(abs(est / se), df)))
+    return out
+
+
+def per_image_drop(ds, metric, axis, fixed, per: float) -> dict | None:
+    """The paper's sense of diminishing returns along ``axis`` (P = 0 included): the gain per ``per``
+    images over the first interval minus that over the last (positive = diminishing)."""
+    cells = _cells(ds, metric, axis, fixed, include_zero=True)
+    if len(cells) < 3:
+        return None
+    lv, m, v, n = map(np.array, zip(*cells))
+    c = np.zeros(len(lv))
+    c[1], c[0] = per / (lv[1] - lv[0]), -per / (lv[1] - lv[0])
+    c[-1] -= per / (lv[-1] - lv[-2])
+    c[-2] += per / (lv[-1] - lv[-2])
+    est, se, df = contrast(m, v, n, c)
+    out = dict(estimate=est, ci_lo=np.nan, ci_hi=np.nan, p=np.nan, levels=len(lv), has_zero=bool(lv[0] == 0))
     if np.isfinite(se) and se > 0 and np.isfinite(df) and df > 0:
         q = stats.t.ppf(0.975, df)
         out.update(ci_lo=est - q * se, ci_hi=est + q * se, p=float(2 * stats.t.sf(abs(est / se), df)))
@@ -253,6 +277,11 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             add(f"H1_F_{tag}", "H1_F", f"gain per doubling of F falls with F (P={P}, I={I})",
                 "slope of per-doubling gain vs log2 F (points per doubling, per doubling)", s,
                 _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{s['levels']} sizes")
+        d = per_image_drop(ds, metric, "finetune", dict(pretrain=P, intermediate=I), PER_F)
+        if d is not None:
+            add(f"DR_F_{tag}", "DR_F", f"each added fine-tuning image raises {metric} less at larger F (P={P}, I={I})",
+                "gain per 100 added images over the first interval of F minus over the last (points)", d,
+                _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{d['levels']} sizes")
         h2 = condition_plateau(fits, metric, P, I)
         detail = (f"{h2['status']}" + (f" ({h2['reason']})" if h2["reason"] else "")
                   + (f"; best saturating curve {h2['family']}" if h2["family"] else "")
@@ -272,6 +301,15 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             add(f"H1_P_F{int(F)}_I{int(I)}", "H1_P", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
                 "slope of per-doubling gain vs log2 P over P > 0 (points per doubling, per doubling)", s,
                 _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{s['levels']} pre-training sizes > 0")
+    for I in (bool(i) for i in ds.intermediate.values):
+        for F in ds.finetune.values:
+            d = per_image_drop(ds, metric, "pretrain", dict(intermediate=I, finetune=F), PER_P)
+            if d is None:
+                continue
+            add(f"DR_P_F{int(F)}_I{int(I)}", "DR_P",
+                f"each added pre-training image raises {metric} less at larger P (F={int(F)}, I={I})",
+                "gain per 100k added pre-training images over the first interval of P minus over the last (points)",
+                d, _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{d['levels']} pre-training sizes" + (" incl. P = 0" if d["has_zero"] else " (no P = 0 cells)"))
     if n_pos < 3:
         notes.add(f"{metric}: H1_P not tested: {n_pos} pre-training sizes > 0 (needs 3)")
     add("H2_P", "H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive", RULE_H2P,
@@ -319,54 +357,3 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
     out = pd.DataFrame(rows, columns=VERDICT_COLS)
     return attach(out, notes.items + fits.attrs.get("notes", []) + paired_int.attrs.get("notes", [])
                   + paired_pt.attrs.get("notes", []) + pooled_df.attrs.get("notes", []))
-
-
-HEADLINES = {
-    "HL1": "more pre-training and more fine-tuning data improve the downstream metric",
-    "HL2": "both pre-training and fine-tuning show diminishing returns",
-    "HL3": "intermediate fine-tuning on Intel classification lowers the downstream metric",
-}
-
-
-def _combine(*groups) -> str:
-    """yes if every component of every group is supported (and no group is empty), no if any is
-    not supported, else inconclusive."""
-    v = [x for g in groups for x in g]
-    if any(x == "not supported" for x in v):
-        return "no"
-    if v and all(len(list(g)) for g in groups) and all(x == "supported" for x in v):
-        return "yes"
-    return "inconclusive"
-
-
-def headline(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """headline.csv: whether each of the paper's three headline claims holds (yes/no/inconclusive)."""
-    v = verdicts
-    rows = []
-    for m in dict.fromkeys(v.metric):
-        vm = v[v.metric == m]
-
-        def sel(prefix, only_i0=False, vm=vm):
-            keep = vm.claim_id.str.startswith(prefix)
-            if only_i0:
-                keep &= ~vm.claim_id.str.endswith("_I1")
-            return vm[keep]
-
-        def count(df):
-            return ", ".join(f"{k}: {n}" for k, n in df.verdict.value_counts().sort_index().items()) or "none"
-
-        ft, pt = sel("FT_HELPS", True), pd.concat([sel("PT_EVERY_CELL"), sel("PT_HELPS")])
-        h1f, h1p, h2 = sel("H1_F", True), sel("H1_P", True), sel("H2_F", True)
-        hl3 = sel("INT_HURTS")
-        rows.append(dict(claim_id="HL1", claim=HEADLINES["HL1"], holds_in_ours=_combine(ft.verdict, pt.verdict),
-                         detail=f"{m}; fine-tuning gains (no intermediate): {count(ft)}; pre-training gains: "
-                                f"{count(pt)}", metric=m))
-        rows.append(dict(claim_id="HL2", claim=HEADLINES["HL2"],
-                         holds_in_ours=_combine(pd.concat([h1f, h2]).verdict, h1p.verdict),
-                         detail=f"{m}; falling per-doubling gains in F (no intermediate): {count(h1f)}; "
-                                f"plateau in F identified: {count(h2)}; falling per-doubling gains in P: {count(h1p)}",
-                         metric=m))
-        rows.append(dict(claim_id="HL3", claim=HEADLINES["HL3"], holds_in_ours=_combine(hl3.verdict),
-                         detail=f"{m}; pooled intermediate effect: {count(hl3)}; every cell: "
-                                f"{count(sel('INT_EVERY_CELL'))}", metric=m))
-    return pd.DataFrame(rows, columns=["claim_id", "claim", "holds_in_ours", "detail", "metric"])

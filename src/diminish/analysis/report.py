@@ -10,10 +10,11 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
-from .claims import claims, headline
+from .claims import claims
 from .common import METRICS, is_summary, load, missing, n_seeds, summary, write_csv
 from .compare import DEFAULT_TOLERANCE, compare_paper, headline_both
 from .curves import MAX_DELTA_AICC, MAX_PLATEAU_WIDTH, N_BOOT, curves_to_netcdf, fit_curves_detailed
+from .headline import headline
 from .paired import paired_intermediate, paired_pretrain
 from .plateaus import plateaus
 from .pooled import effect_by_f, pooled

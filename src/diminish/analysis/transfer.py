@@ -11,7 +11,10 @@ fit (k, alpha NaN; ``fit_note`` says why).
 F_eff outside the from-scratch curve's measured range [F_min, F_max] is an extrapolation of that
 curve: it is kept but flagged (``extrapolated``) and counted in ``transfer_fit.csv``
 (``n_extrapolated``). A score above the from-scratch asymptote, or below the curve's value at
-F = 1, has no finite F_eff (NaN, flagged in ``status``).
+F = 1, has no finite F_eff (NaN, flagged in ``status``). D_T is measured against the from-scratch
+*curve*, not its cells: where that curve misses the from-scratch mean at F, D_T is not 0 even when
+both scores are equal; ``scratch_residual`` (curve minus from-scratch mean at the same F, points)
+shows by how much.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
@@ -48,7 +51,7 @@ def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = N
     check_metric(ds, metric)
     notes = Notes()
     cols = ["metric", "pretrain", "intermediate", "finetune", "f_eff", "d_t", "extrapolated", "score", "family",
-            "status"]
+            "status", "scratch_residual"]
     fcols = ["metric", "pretrain", "intermediate", "k", "alpha", "n_points", "n_extrapolated", "alpha_se",
              "alpha_ci_lo", "alpha_ci_hi", "family", "fit_note"]
     conds = conditions(ds, metric)
@@ -90,9 +93,10 @@ def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = N
                 status = "D_T <= 0: worth no extra fine-tuning images" + (" (extrapolated)" if extra else "")
             else:
                 status = "extrapolated beyond the measured F range" if extra else "ok"
+            m0 = cell_stats(ds, metric, 0, False, F)[0]
             rows.append(dict(metric=metric, pretrain=P, intermediate=I, finetune=int(F), f_eff=fe,
                              d_t=fe - F if np.isfinite(fe) else np.nan, extrapolated=extra, score=m, family=name,
-                             status=status))
+                             status=status, scratch_residual=float(predict(name, theta, [F])[0]) - m0))
             pts.append((float(F), fe - F if np.isfinite(fe) else np.nan, extra))
         n_extra = sum(e for _, _, e in pts)
         if n_extra:
