@@ -115,3 +115,16 @@ def test_significant_cells():
         "After Holm correction the difference is significant at p<0.05 in 3 of the 20 cells (all lower)."
     assert "(2 higher, 1 lower)" in st.significant_cells(2, 1, 20)
     assert "in none of the 20 cells." in st.significant_cells(0, 0, 20)
+
+
+def test_headline_sentence_grammar():
+    assert st.headline_sentence(1, 1, 1) == ("Of the original paper's 3 headline claims, 1 holds in our data, "
+                                             "1 does not and 1 is inconclusive.")
+    assert st.headline_sentence(0, 3, 0) == "Of the original paper's 3 headline claims, none holds in our data."
+    assert st.headline_sentence(2, 0, 1).endswith("2 hold in our data and 1 is inconclusive.")
+
+
+def test_interval_ends_never_round_to_a_misleading_zero():
+    assert plain(st.ci(0.0012, 0.17)) == "95% CI [+0.001, +0.17]"
+    s = plain(st.trend_sentence("d", 1.0, 2.0, 20, 320, 0.09, 0.0012, 0.17))
+    assert "[+0.001, +0.17]), significantly upwards" in s

@@ -21,8 +21,9 @@ from .statements import verdict_counts, verdict_sentence
 _PER_CONDITION = re.compile(r"_(?:P(\d+)|F(\d+))_I(\d)$")
 _CONDITION_TEXT = re.compile(r"\s*\((?:P|F)=[^)]*\)\s*$")
 
-# Claims in neutral words (the verdict then says whether the data bear them out); a kind that is
-# not listed prints the analysis's own wording.
+# The claims in the paper's words (the verdict says whether the data bear them out; the rules of
+# the analysis check the sign of the effect too, so "a penalty shrinks" is not supported where
+# there is no penalty). A kind not listed prints the analysis's own wording.
 CLAIM_WORDING = {
     "FT_HELPS": "more fine-tuning data raise {m}",
     "H1_F": "the gain per doubling of F falls as F grows",
@@ -31,12 +32,12 @@ CLAIM_WORDING = {
     "H2_P": "{m} levels off as P grows",
     "PT_EVERY_CELL": "pre-training raises {m} in every cell",
     "PT_HELPS": "pre-training raises {m} on average",
-    "PT_SHRINKS_WITH_F": "the difference pre-training makes falls as F grows",
-    "PT_GROWS_WITH_P": "the difference pre-training makes rises with P",
+    "PT_SHRINKS_WITH_F": "the head start from pre-training narrows as F grows",
+    "PT_GROWS_WITH_P": "the gain from pre-training grows with P",
     "INT_EVERY_CELL": "the intermediate stage lowers {m} in every cell",
     "INT_HURTS": "the intermediate stage lowers {m} on average",
-    "INT_SHRINKS_WITH_F": "the difference the intermediate stage makes rises as F grows",
-    "INT_WORSE_WITH_P": "the difference the intermediate stage makes falls as P grows",
+    "INT_SHRINKS_WITH_F": "the penalty from the intermediate stage shrinks as F grows",
+    "INT_WORSE_WITH_P": "the penalty from the intermediate stage grows with P",
 }
 # The side of zero each directional claim is made on.
 CLAIM_SIGN = {"FT_HELPS": +1, "H1_F": -1, "H1_P": -1, "PT_HELPS": +1, "PT_SHRINKS_WITH_F": -1, "PT_GROWS_WITH_P": +1,

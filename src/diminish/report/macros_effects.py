@@ -14,9 +14,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .inputs import Inputs, condition_plateau
-from .latex import Tex, integer, isnan, num, size_label
-from .macros import ALPHA, METRIC_LABEL, Numbers, count_phrase, family_name, rows_where
+from .inputs import Inputs, plateau_of
+from .latex import Tex, integer, isnan, num
+from .macros import (
+    ALPHA,
+    METRIC_LABEL,
+    Numbers,
+    condition_label,
+    count_phrase,
+    family_name,
+    rows_where,
+)
 from .statements import (
     effect_sentence,
     plateau_phrase,
@@ -49,12 +57,14 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
     else:  # no pooled model: the plain mean of the cells, without an interval
         est, lo, hi, src = (float(np.nanmean(d)) if tot else np.nan), np.nan, np.nan, "mean of the cells"
     n.set(f"{tag}Effect", effect_sentence(subject, label, pos, neg, tot, est, lo, hi, seeds=seeds, source=src))
-    n.set(f"{tag}Significance", significant_cells(up, down, tot))
+    n.set(f"{tag}Significance", significant_cells(up, down, tot, noun=f"the difference {subject} makes"))
     n.set(f"{tag}Cells", integer(tot))
     n.flags[f"{tag.lower()}_side"] = side(lo, hi)
     n.flags[f"{tag.lower()}_cells"] = tot
     arms = ("with and without the intermediate stage" if effect == "pretrain" and df["intermediate"].nunique() > 1
-            else "every pre-training size" if effect == "intermediate" else "the cells shown")
+            else "every pre-training size" if effect == "intermediate" else "the cells without the intermediate stage")
+    if mean is not None and isinstance(mean.get("arms"), str) and mean["arms"].strip():
+        arms = mean["arms"].strip()
     n_obs = int(mean["n_obs"]) if mean is not None and "n_obs" in mean and not isnan(mean["n_obs"]) else int(df["n"].sum())
     n.set(f"{tag}PooledNote", pooled_vs_cells(est, float(np.nanmean(d)) if tot else np.nan, tot, n_obs, arms)
           if mean is not None else Tex(""))
@@ -63,9 +73,16 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
     slope = pooled_term(pooled, inp.metric, effect, "log2_finetune")
     if len(F) >= 2:
         at = df.groupby("finetune")["mean_delta"].mean()
+        by_f = inp.analysis.tables.get("effect_by_f")
+        if by_f is not None:
+            rows = by_f[(by_f["metric"] == inp.metric) & (by_f["effect"] == effect)]
+            if len(rows):  # the pooled model's average at each F (same cells as its slope)
+                at = rows.set_index("finetune")["estimate"]
+                F = sorted(at.index)
         s = (slope["estimate"], slope["ci_lo"], slope["ci_hi"]) if slope is not None else (np.nan,) * 3
-        n.set(f"{tag}TrendF", trend_sentence(f"averaged over the other factors, the difference {subject} makes",
-                                             at[F[0]], at[F[-1]], int(F[0]), int(F[-1]), *s))
+        n.set(f"{tag}TrendF", trend_sentence(f"averaged over pre-training sizes, the difference {subject} makes",
+                                             at[F[0]], at[F[-1]], int(F[0]), int(F[-1]), *s,
+                                             short=f"the difference {subject} makes"))
     else:
         n.set(f"{tag}TrendF", Tex(""))
     # along P (over the pre-training sizes the effect is measured at)
@@ -85,13 +102,24 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
         else:
             s, per = (np.nan,) * 3, ""
         n.set(f"{tag}TrendP", trend_sentence(f"averaged over fine-tune sizes, the difference {subject} makes",
-                                             at[P[0]], at[P[-1]], int(P[0]), int(P[-1]), *s, axis="P", per=per))
+                                             at[P[0]], at[P[-1]], int(P[0]), int(P[-1]), *s, axis="P", per=per,
+                                             short=f"the difference {subject} makes"))
 
 
 def add_pretrain_effect(n: Numbers, inp: Inputs) -> None:
     df = rows_where(inp.analysis.paired_pretrain, metric=inp.metric)
+    if pretrain_arm_only(inp):
+        df = df[df["intermediate"] == False]  # noqa: E712 - the cells the pooled model uses
     _effect(n, inp, "Pretrain", "pre-training", df, "pretrain")
     n.flags["has_pooled_pretrain"] = pooled_term(inp.analysis.pooled, inp.metric, "pretrain", "mean") is not None
+
+
+def pretrain_arm_only(inp: Inputs) -> bool:
+    """Whether the pooled pre-training model uses only the cells without the intermediate stage (the
+    analysis records no 'intermediate' term then), so the sentences and Table paired-pretrain do too."""
+    pooled = inp.analysis.pooled
+    terms = set(pooled[(pooled["effect"] == "pretrain") & (pooled["metric"] == inp.metric)]["term"].astype(str))
+    return "intermediate" not in terms and bool((inp.analysis.paired_pretrain["intermediate"] == False).any())  # noqa: E712
 
 
 def add_intermediate_effect(n: Numbers, inp: Inputs) -> None:
@@ -102,11 +130,9 @@ def add_intermediate_effect(n: Numbers, inp: Inputs) -> None:
         worst = df.loc[df["mean_delta"].idxmin()]
         best = df.loc[df["mean_delta"].idxmax()]
         n.set("IntermediateLow", num(worst["mean_delta"], sign=True))
-        n.set("IntermediateLowPretrain", size_label(worst["pretrain"]))
-        n.set("IntermediateLowFinetune", integer(worst["finetune"]))
+        n.set("IntermediateLowWhere", f"{condition_label(worst['pretrain'])}, {int(worst['finetune'])} fine-tuning images")
         n.set("IntermediateHigh", num(best["mean_delta"], sign=True))
-        n.set("IntermediateHighPretrain", size_label(best["pretrain"]))
-        n.set("IntermediateHighFinetune", integer(best["finetune"]))
+        n.set("IntermediateHighWhere", f"{condition_label(best['pretrain'])}, {int(best['finetune'])} fine-tuning images")
 
 
 def plateau_text(p: dict | None) -> Tex:
@@ -128,7 +154,7 @@ def concave_in_f(means: list[float], sizes: list[float]) -> bool | None:
 def add_fits(n: Numbers, inp: Inputs) -> None:
     fits = rows_where(inp.analysis.fits, metric=inp.metric)
     conds = sorted({(int(p), bool(i)) for p, i in zip(fits["pretrain"], fits["intermediate"])})
-    plateaus = {c: condition_plateau(fits, inp.metric, *c) for c in conds}
+    plateaus = {c: plateau_of(inp, *c) for c in conds}
     ident = sum(bool(p and p["identified"]) for p in plateaus.values())
     n.set("FitConditions", integer(len(conds)))
     n.set("FitIdentifiedIn", count_phrase(ident, len(conds), "conditions"))
@@ -152,7 +178,7 @@ def add_fits(n: Numbers, inp: Inputs) -> None:
     # diminishing returns in the paper's sense: concave in F, from the cell means
     s = rows_where(inp.analysis.summary, metric=inp.metric)
     verdicts = []
-    for (p, i), g in s.groupby(["pretrain", "intermediate"]):
+    for _, g in s.groupby(["pretrain", "intermediate"]):
         g = g.sort_values("finetune")
         verdicts.append(concave_in_f(list(g["mean"]), list(g["finetune"])))
     tested = [v for v in verdicts if v is not None]

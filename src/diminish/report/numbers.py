@@ -19,7 +19,14 @@ from pathlib import Path
 
 from .inputs import Inputs
 from .macros import ALPHA, METRIC_LABEL, Numbers, count_phrase, join_words, plural, snum
-from .macros_claims import add_verdicts, claim_groups, claim_text, claim_wording, condition_of, rule_of
+from .macros_claims import (
+    add_verdicts,
+    claim_groups,
+    claim_text,
+    claim_wording,
+    condition_of,
+    rule_of,
+)
 from .macros_effects import (
     add_fits,
     add_intermediate_effect,

@@ -20,8 +20,20 @@ import jinja2
 
 from ..analysis.families import FAMILIES
 from .figures import FIGURES
+from .figures.transfer import left_out
 from .inputs import Inputs
-from .latex import Tex, breakable_tt, escape, integer, interval, macro_name, num, pm, pvalue, size_label
+from .latex import (
+    Tex,
+    breakable_tt,
+    escape,
+    integer,
+    interval,
+    macro_name,
+    num,
+    pm,
+    pvalue,
+    size_label,
+)
 from .macros import FAMILY_TEX, condition_label
 from .numbers import PREFIX, Numbers, compute
 from .skipped import skipped_rows
@@ -100,17 +112,19 @@ def examples_label(cell: str) -> str:
 
 
 def _pooled_p(inp: Inputs) -> tuple[Tex, Tex, bool]:
-    """The pre-training term of the pooled model as it was fitted: (formula, words, has an I term)."""
-    terms = set(inp.analysis.pooled["term"].astype(str))
-    has_i = "intermediate" in set(inp.analysis.pooled[inp.analysis.pooled["effect"] == "pretrain"]["term"].astype(str))
+    """The pooled model's extra terms as fitted: (formula part, words, whether the intermediate model
+    has a pre-trained-or-not term)."""
+    pooled = inp.analysis.pooled
+    terms = set(pooled["term"].astype(str))
+    has_pre = "pretrained" in terms
     if "log2_pretrain" in terms:
         return (Tex(r"\beta_P\,(\log_2 P_c - \overline{\log_2 P})"),
-                Tex(r"$\beta_P$ the change per doubling of $P$"), has_i)
+                Tex(r"$\beta_P$ the change per doubling of $P$ (over the sizes $P>0$)"), has_pre)
     if "pretrain_100k" in terms:
         return (Tex(r"\beta_P\,(P_c - \bar P)/10^{5}"),
                 Tex(r"$\beta_P$ the change per $10^5$ pre-training images (the text restates it over the "
-                    r"measured span of $P$)"), has_i)
-    return Tex(""), Tex(r"there is no term in $P$"), has_i
+                    r"measured span of $P$)"), has_pre)
+    return Tex(""), Tex(r"there is no term in $P$"), has_pre
 
 
 SYNTHETIC_NAMES = dict(imagenet_name=("a synthetic stand-in for the ImageNet-1K training images",
@@ -141,10 +155,22 @@ def paper_context(inp: Inputs, numbers: Numbers | None = None) -> dict:
                 title=Tex(TITLE + (SYNTHETIC_TITLE if syn else "")),
                 synmark=Tex(r"\textbf{[Synthetic demo data]} ") if syn else Tex(""),
                 statement=statement, families=families, pooled_p_term=formula, pooled_p_words=words,
-                pooled_has_i=has_i, has_pvp="pretrain" in FIGURES, has_skipped=bool(skipped_rows(inp)),
+                pooled_has_pre=has_i, has_pvp="pretrain" in FIGURES, has_skipped=bool(skipped_rows(inp)),
+                pooled_arms=_arms(inp), transfer_left_out=Tex("; ".join(str(escape(x)) for x in left_out(inp))),
                 plateau_width=Tex(f"{float(rep.get('max_plateau_width', 10)):g}"),
                 plateau_aicc=Tex(f"{float(rep.get('max_delta_aicc', 10)):g}"),
                 **{k: v[0] if syn else v[1] for k, v in SYNTHETIC_NAMES.items()})
+
+
+def _arms(inp: Inputs) -> dict[str, str]:
+    """Which paired differences each pooled model uses, in the analysis's words ('' when not recorded)."""
+    pooled = inp.analysis.pooled
+    out = {}
+    for effect in ("pretrain", "intermediate"):
+        rows = pooled[(pooled["effect"] == effect) & (pooled["metric"] == inp.metric)]
+        arms = rows["arms"].iloc[0] if "arms" in rows.columns and len(rows) else ""
+        out[effect] = str(arms) if isinstance(arms, str) else ""
+    return out
 
 
 TITLE = r"Small Data, Tiny Transformer: Re-measuring Diminishing Returns of Pre-training and Intermediate Fine-tuning"

@@ -82,9 +82,18 @@ def signed(x: object) -> Tex:
     return num(x, sign=True)
 
 
+def _end(x: object) -> Tex:
+    """A signed interval end with as many decimals (2 to 5) as it takes not to print a nonzero end as 0.00."""
+    digits = 2
+    while not isnan(x) and float(x) != 0 and round(float(x), digits) == 0 and digits < 5:
+        digits += 1
+    return num(x, digits, sign=True)
+
+
 def ci(lo: object, hi: object) -> Tex:
-    """'95% CI [+0.07, +1.09]' (signed ends, so the side of zero is visible)."""
-    return Tex(f"95\\% CI [{signed(lo)}, {signed(hi)}]")
+    """'95% CI [+0.07, +1.09]' (signed ends, so the side of zero is visible; an end that would round
+    to zero gets more decimals, so '+0.003' and not '+0.00' bounds an interval above zero)."""
+    return Tex(f"95\\% CI [{_end(lo)}, {_end(hi)}]")
 
 
 def side(lo: object, hi: object) -> int:
@@ -140,8 +149,9 @@ def effect_sentence(subject: str, metric: str, pos: int, neg: int, n: int, mean:
                f"({avg}, {ci(lo, hi)}).")
 
 
-def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit: str = "cells") -> Tex:
-    """'After Holm correction the difference is significant in 3 of the 20 cells (2 up, 1 down).'"""
+def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit: str = "cells",
+                      noun: str = "the difference") -> Tex:
+    """'After Holm correction the difference is significant in 3 of the 20 cells (2 higher, 1 lower).'"""
     k = k_up + k_down
     if n == 0:
         return Tex("")
@@ -153,11 +163,11 @@ def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit:
         detail = " (all higher)" if k_up else " (all lower)"
         if k == 1:
             detail = " (higher)" if k_up else " (lower)"
-    return Tex(f"After Holm correction the difference is significant at $p<{alpha:g}$ {where}{detail}.")
+    return Tex(f"After Holm correction {escape(noun)} is significant at $p<{alpha:g}$ {where}{detail}.")
 
 
 def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int, slope: object,
-                   lo: object, hi: object, axis: str = "F", per: str = "") -> Tex:
+                   lo: object, hi: object, axis: str = "F", per: str = "", short: str = "its") -> Tex:
     """How a paired difference moves along a size axis: the two ends, described from their signs
     ('a gain that narrows', 'a gain that turns into a loss'), then the pooled slope (per doubling,
     or over the span ``per`` names) with its interval, described from its own sign and interval."""
@@ -179,7 +189,7 @@ def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int
         return Tex(out)
     s = side(lo, hi)
     per = per or f"Per doubling of ${axis}$"
-    trend = (f" {per} the pooled model puts its change at {signed(slope)} points "
+    trend = (f" {per} the pooled model puts the change of {escape(short)} at {signed(slope)} points "
              f"({ci(lo, hi)}), ")
     trend += ("significantly " + ("upwards" if s > 0 else "downwards") + ".") if s else "not significantly different from zero."
     return Tex(out + trend)
@@ -228,7 +238,8 @@ def verdict_sentence(claim: str, verdict: str, estimate: object, lo: object, hi:
 
 def settings_sentence(differences: list[str] | None) -> Tex:
     """Whether the training settings are the original paper's (Appendix A1): ``differences`` lists
-    what differs; None when the comparison could not be made."""
+    what differs (from :func:`~.macros_study.differences_from_paper`); None when the comparison could
+    not be made. Up to three differences are named, the rest counted."""
     if differences is None:
         return Tex("Whether the training settings equal the original paper's Appendix A1 could not be checked "
                    "(no readable configuration).")
@@ -236,8 +247,10 @@ def settings_sentence(differences: list[str] | None) -> Tex:
         return Tex("The training settings are the original paper's (Appendix A1), not tuned per data size, which "
                    "may favour some sizes over others; the batch sizes are our own choice because the paper does "
                    "not give them.")
-    return Tex("The training settings differ from the original paper's Appendix A1 ("
-               + str(escape(join_words(differences))) + "), so these numbers do not test the published schedule.")
+    named = differences[:3] + ([f"{len(differences) - 3} more"] if len(differences) > 3 else [])
+    return Tex(f"The model and training settings differ from the original paper's Appendix A1 in "
+               f"{plural(len(differences), 'respect')} (" + str(escape("; ".join(named))) + "), so these numbers do "
+               "not test the published schedule.")
 
 
 def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
@@ -247,7 +260,7 @@ def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
     if holds:
         parts.append(f"{holds} {'holds' if holds == 1 else 'hold'} in our data")
     if fails:
-        parts.append(f"{fails} {'does' if fails == 1 else 'do'} not")
+        parts.append(f"{fails} {'does' if fails == 1 else 'do'} not" + ("" if holds else " hold in our data"))
     if inconclusive:
         parts.append(f"{inconclusive} {'is' if inconclusive == 1 else 'are'} inconclusive")
     if n == 0:

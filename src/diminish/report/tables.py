@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .inputs import Inputs, cell_stats, condition_plateau
+from .inputs import Inputs, cell_stats, plateau_of
 from .latex import (
     DASH,
     Tex,
@@ -31,12 +31,13 @@ from .latex import (
     size_label,
 )
 from .macros import FAMILY_TEX, family_name, readable
-from .macros_study import paper_config
 from .macros_claims import shows_estimate
+from .macros_effects import pretrain_arm_only
+from .macros_study import paper_config
 from .numbers import METRIC_LABEL, claim_groups, condition_of, plateau_text, rule_of
 from .render import render
 from .skipped import skipped_rows
-from .statements import verdict_counts
+from .statements import ci, signed, verdict_counts
 
 TABLES: dict[str, Callable[[Inputs], str | None]] = {}
 
@@ -174,7 +175,7 @@ def fits(inp: Inputs) -> str | None:
         return None
     fams = sorted(df["family"].astype(str).unique(), key=lambda f: (f == "log2", list(FAMILY_TEX).index(f)
                                                                    if f in FAMILY_TEX else 99, f))
-    plateaus = {(int(p), bool(i)): condition_plateau(df, inp.metric, int(p), bool(i))
+    plateaus = {(int(p), bool(i)): plateau_of(inp, int(p), bool(i))
                 for p, i in df[["pretrain", "intermediate"]].drop_duplicates().itertuples(index=False)}
     show_f95 = any(pl and pl["identified"] and not isnan(pl["f95"]) for pl in plateaus.values())
     header = [["Pre-train", "Interm."] + [family_name(f) for f in fams] + ["Best", "Plateau (%) [95% CI]"]
@@ -214,7 +215,7 @@ def verdicts(inp: Inputs) -> str | None:
         else:
             r = g["rows"][0]
             est = "" if isnan(r.estimate) or not shows_estimate(g["key"], r.statistic) else \
-                Tex(f" ({num(r.estimate, sign=True)}, CI {interval(r.ci_lo, r.ci_hi)})")
+                Tex(f" ({signed(r.estimate)}, {ci(r.ci_lo, r.ci_hi)})")
             rows.append([escape(g["claim"]), Tex(r"\textbf{" + str(escape(str(r.verdict).strip())) + "}") + est,
                          rule_of(g["key"], r)])
     note = Tex("Claims tested once per condition are summarised by their verdict counts and listed in full in "
@@ -235,7 +236,6 @@ def verdicts_all(inp: Inputs) -> str | None:
     v = _verdict_rows(inp)
     if not len(v):
         return None
-    fits_ = inp.analysis.fits
     groups: list[list] = []
     for g in claim_groups(v, METRIC_LABEL[inp.metric]):
         rows = []
@@ -243,7 +243,7 @@ def verdicts_all(inp: Inputs) -> str | None:
             est, lo, hi = r.estimate, r.ci_lo, r.ci_hi
             if g["key"] == "H2_F":  # the condition's one plateau, as in Table fits
                 m = re.search(r"_P(\d+)_I(\d)$", str(r.claim_id))
-                pl = condition_plateau(fits_, inp.metric, int(m.group(1)), m.group(2) == "1") if m else None
+                pl = plateau_of(inp, int(m.group(1)), m.group(2) == "1") if m else None
                 ok = bool(pl and pl["identified"])
                 est, lo, hi = (pl["plateau"], pl["plateau_lo"], pl["plateau_hi"]) if ok else (np.nan,) * 3
             cond = condition_of(str(r.claim_id))
@@ -267,7 +267,7 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
     """(header, row groups, note) of a per-cell paired table; columns that the number of seeds
     makes uninformative are left out, and the note says which and why."""
     nmax = int(df["n"].max()) if len(df) else 0
-    perm = nmax >= PERM_MIN_SEEDS
+    perm = bool(df["perm_informative"].any()) if "perm_informative" in df.columns else nmax >= PERM_MIN_SEEDS
     header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI",
                                                                   Tex("$d_z$"), Tex("$p_t$")] \
         + ([Tex("$p_{\\mathrm{perm}}$")] if perm else []) + [Tex("$p_{\\mathrm{Holm}}$")]
@@ -309,12 +309,15 @@ def paired_intermediate(inp: Inputs) -> str | None:
 def paired_pretrain(inp: Inputs) -> str | None:
     df = inp.analysis.paired_pretrain
     df = df[df["metric"] == inp.metric]
+    if pretrain_arm_only(inp):
+        df = df[df["intermediate"] == False]  # noqa: E712 - the cells the pooled model uses
     if not len(df):
         return None
     arms = df["intermediate"].nunique() > 1
     header, groups, note = _paired(df, arms)
     return _tab(f"Pre-training effect on {METRIC_LABEL[inp.metric]} per cell: pre-trained minus from scratch"
-                + (", with and without the intermediate stage (the cells the pooled model uses)." if arms else "."),
+                + (", with and without the intermediate stage (the cells the pooled model uses)." if arms
+                   else ", without the intermediate stage (the cells the pooled model uses)."),
                 "tab:paired-pretrain", ("rl" if arms else "r") + "rccc" + "r" * (len(header[0]) - (6 if arms else 5)),
                 header, groups, size=r"\footnotesize", note=note)
 
@@ -398,9 +401,17 @@ def headline(inp: Inputs) -> str | None:
                 size=r"\footnotesize", note=note)
 
 
+def _math_words(text: Tex) -> Tex:
+    """The analysis's plain-text symbols (D_T = k F^alpha, d_z, n >= 3) as LaTeX math."""
+    s = str(text).replace(r"D\_T = k F\textasciicircum{}alpha", r"$D_T = k F^{\alpha}$")
+    s = s.replace(r"D\_T", r"$D_T$").replace(r"d\_z", r"$d_z$").replace(r"F\_eff", r"$F_{\mathrm{eff}}$")
+    s = re.sub(r"\b([nF]) \\textgreater\{\}= (\d+)", r"$\1 \\ge \2$", s)
+    return Tex(s)
+
+
 @table("skipped")
 def skipped(inp: Inputs) -> str | None:
-    rows = [[escape(w), escape(t)] for w, t in skipped_rows(inp)]
+    rows = [[escape(w), _math_words(escape(t))] for w, t in skipped_rows(inp)]
     if not rows:
         return None
     return _tab("Tests and fits the analysis left out, and why.", "tab:skipped", r"p{0.3\linewidth}p{0.62\linewidth}",
