@@ -164,7 +164,8 @@ def truth(intermediate: str = "hurts", pretrain: str = "helps", curve: str = "sa
     Keys: ``inter`` and ``pt`` (planted differences, arrays (P, F); ``pt`` row 0 is P = 0, all
     zero), ``inter_mean`` (mean over cells), ``inter_cells_lower`` / ``inter_cells`` (cells whose
     planted difference is negative / all cells), ``pt_mean`` (over P > 0), ``pt_sign_changes``
-    (whether the pre-training difference changes sign along F), ``plateau`` ({(P, I): the plateau,
+    (whether the pre-training difference changes sign along F), ``gain_per_image_falls`` (always:
+both curves are concave in F), ``plateau`` ({(P, I): the plateau,
     or None when there is none}; the intermediate arm of ``mixed`` jumps between cells, so it has
     none), ``gain_per_doubling_falls`` (True / False along F),
     and ``expected``: {claim_id: verdict} for the claims whose planted effect is large.
@@ -177,7 +178,8 @@ def truth(intermediate: str = "hurts", pretrain: str = "helps", curve: str = "sa
                pt_sign_changes=bool((pt[P > 0] > 0).any() and (pt[P > 0] < 0).any()),
                plateau={(int(p), i): (PLATEAU if curve == "saturating" and not (i and intermediate == "mixed")
                                       else None) for p in P for i in (False, True)},
-               gain_per_doubling_falls=curve == "saturating", n_seeds=n_seeds, noise=noise)
+               gain_per_doubling_falls=curve == "saturating", gain_per_image_falls=True, n_seeds=n_seeds,
+               noise=noise)
     ex: dict[str, str] = {}
     # the pooled intermediate effect: sign of the mean planted difference
     ex["INT_HURTS"] = {"hurts": "supported", "helps": "not supported", "mixed": "not supported",
@@ -210,5 +212,12 @@ def truth(intermediate: str = "hurts", pretrain: str = "helps", curve: str = "sa
     for p in (0,) + tuple(int(x) for x in P if x > 0):
         for i in (0, 1):
             ex[f"FT_HELPS_P{p}_I{i}"] = "supported"
+            if i and intermediate == "mixed":
+                continue  # jumps between cells: no smooth curve to judge
+            # both curves are concave in F: each added image is worth less (the paper's sense)
+            ex[f"DR_F_P{p}_I{i}"] = "supported"
+            # only the saturating curve buys less per doubling (the strong sense)
+            if curve == "saturating":
+                ex[f"H1_F_P{p}_I{i}"] = "supported"
     out["expected"] = ex
     return out

@@ -98,6 +98,13 @@ def test_two_seeds_are_flagged_where_they_carry_no_information():
     assert pi3.dz.notna().all() and (~pi3.perm_informative).all() and (pi3.p_perm_min == 0.25).all()
     fits = fit_curves(ds, "miou", families=("exp3",), n_boot=4, n_restarts=1)
     assert fits.boot.str.startswith("residual bootstrap").all()
+    # cell contrasts borrow the within-cell variance of every cell instead of 1 df per cell
+    _, v = verdicts("two_seeds")
+    h1 = v[v.kind == "H1_F"]
+    assert h1.detail.str.contains("variance pooled over all cells").all()
+    assert (h1.ci_hi - h1.ci_lo < 1.0).all()
+    _, v3 = verdicts("int_hurts")
+    assert not v3.detail.fillna("").str.contains("pooled over all cells").any()
 
 
 def test_one_plateau_per_condition_everywhere():

@@ -52,9 +52,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
-from .common import Notes, attach, cell_stats, check_metric, conditions, is_summary, n_seeds
+from .common import Notes, attach, check_metric, conditions, is_summary, n_seeds
+from .contrasts import contrast, gain_slope, gain_slope_weights, mean_gain, per_image_drop, pools  # noqa: F401
 from .plateaus import condition_plateau
 
 VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail",
@@ -129,92 +129,6 @@ def _directional(ci_lo, ci_hi, sign: int) -> str:
     return "inconclusive"
 
 
-def contrast(means, var_over_n, ns, c) -> tuple[float, float, float]:
-    """(estimate, SE, Satterthwaite df) of sum(c * means) for independent cells."""
-    c, m, v, n = (np.asarray(x, float) for x in (c, means, var_over_n, ns))
-    est = float(c @ m)
-    parts = c**2 * v
-    se = float(np.sqrt(parts.sum()))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = float(parts.sum() ** 2 / np.sum(np.where(parts > 0, parts**2 / (n - 1), 0.0)))
-    return est, se, df
-
-
-def gain_slope_weights(levels) -> np.ndarray:
-    """Contrast weights c with c @ means = slope of per-doubling gains against log2(level)."""
-    L = np.log2(np.asarray(levels, float))
-    k = len(L)
-    mid = (L[1:] + L[:-1]) / 2
-    w = (mid - mid.mean()) / np.sum((mid - mid.mean()) ** 2)
-    c = np.zeros(k)
-    for j in range(k - 1):
-        c[j + 1] += w[j] / (L[j + 1] - L[j])
-        c[j] -= w[j] / (L[j + 1] - L[j])
-    return c
-
-
-def _cells(ds, metric, axis, fixed, include_zero: bool = False):
-    """Levels along ``axis`` with data, with (mean, SD^2/n, n); P = 0 only with ``include_zero``."""
-    out = []
-    for lv in ds[axis].values:
-        if axis == "pretrain" and lv <= 0 and not include_zero:
-            continue
-        sel = dict(fixed, **{axis: lv})
-        m, sd, n = cell_stats(ds, metric, sel["pretrain"], sel["intermediate"], sel["finetune"])
-        if n > 0:
-            out.append((float(lv), m, sd**2 / n if n > 1 and np.isfinite(sd) else np.nan, n))
-    return out
-
-
-def gain_slope(ds, metric, axis, fixed) -> dict | None:
-    cells = _cells(ds, metric, axis, fixed)
-    if len(cells) < 3:
-        return None
-    lv, m, v, n = map(np.array, zip(*cells))
-    est, se, df = contrast(m, v, n, gain_slope_weights(lv))
-    out = dict(estimate=est, ci_lo=np.nan, ci_hi=np.nan, p=np.nan, levels=len(lv))
-    if np.isfinite(se) and se > 0 and np.isfinite(df) and df > 0:
-        q = stats.t.ppf(0.975, df)
-        out.update(ci_lo=est - q * se, ci_hi=est + q * se, p=float(2 * stats.t.sf(abs(est / se), df)))
-    return out
-
-
-def per_image_drop(ds, metric, axis, fixed, per: float) -> dict | None:
-    """The paper's sense of diminishing returns along ``axis`` (P = 0 included): the gain per ``per``
-    images over the first interval minus that over the last (positive = diminishing)."""
-    cells = _cells(ds, metric, axis, fixed, include_zero=True)
-    if len(cells) < 3:
-        return None
-    lv, m, v, n = map(np.array, zip(*cells))
-    c = np.zeros(len(lv))
-    c[1], c[0] = per / (lv[1] - lv[0]), -per / (lv[1] - lv[0])
-    c[-1] -= per / (lv[-1] - lv[-2])
-    c[-2] += per / (lv[-1] - lv[-2])
-    est, se, df = contrast(m, v, n, c)
-    out = dict(estimate=est, ci_lo=np.nan, ci_hi=np.nan, p=np.nan, levels=len(lv), has_zero=bool(lv[0] == 0))
-    if np.isfinite(se) and se > 0 and np.isfinite(df) and df > 0:
-        q = stats.t.ppf(0.975, df)
-        out.update(ci_lo=est - q * se, ci_hi=est + q * se, p=float(2 * stats.t.sf(abs(est / se), df)))
-    return out
-
-
-def mean_gain(ds, metric, fixed) -> dict | None:
-    """Average gain per doubling of F across the measured range: (y_last - y_first) / log2 ratio."""
-    cells = _cells(ds, metric, "finetune", fixed)
-    if len(cells) < 2:
-        return None
-    lv, m, v, n = map(np.array, zip(*cells))
-    c = np.zeros(len(lv))
-    span = np.log2(lv[-1] / lv[0])
-    c[-1], c[0] = 1 / span, -1 / span
-    est, se, df = contrast(m, v, n, c)
-    out = dict(estimate=est, ci_lo=np.nan, ci_hi=np.nan, p=np.nan)
-    if np.isfinite(se) and se > 0 and np.isfinite(df):
-        q = stats.t.ppf(0.975, df)
-        out.update(ci_lo=est - q * se, ci_hi=est + q * se, p=float(2 * stats.t.sf(abs(est / se), df)))
-    return out
-
-
 def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, str, str]:
     """(statistics, verdict, detail) of 'the difference has sign ``sign`` in every cell' (RULE_EVERY)."""
     d = df[np.isfinite(df.mean_delta.to_numpy(float))]
@@ -260,6 +174,10 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
                          verdict=verdict, metric=metric, detail=detail, kind=kind, rule=rule, n_seeds=ns))
 
     conds = conditions(ds, metric)
+    pool = ("variance pooled over all cells (fewer than 3 seeds per cell); " if pools(ds) else "")
+    if pool:
+        notes.add(f"{metric}: fewer than 3 seeds per cell: gain and diminishing-returns intervals use the "
+                  "within-cell variance pooled over all cells")
     if not is_summary(ds) and ds.sizes["seed"] < 2:
         notes.add(f"{metric}: a single seed: no cell variances, so every interval-based claim is inconclusive")
     # ---- fine-tuning helps / diminishing returns along F, per condition
@@ -269,19 +187,19 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
         if g is not None:
             add(f"FT_HELPS_{tag}", "FT_HELPS", f"more fine-tuning data raises {metric} (P={P}, I={I})",
                 "mean gain per doubling of F over the measured range (points)", g,
-                _directional(g["ci_lo"], g["ci_hi"], +1), RULE_DIR[+1])
+                _directional(g["ci_lo"], g["ci_hi"], +1), RULE_DIR[+1], pool.rstrip("; "))
         s = gain_slope(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
         if s is None:
             notes.add(f"{metric}: H1_F at P={P}, I={I} not tested: fewer than 3 fine-tune sizes")
         else:
             add(f"H1_F_{tag}", "H1_F", f"gain per doubling of F falls with F (P={P}, I={I})",
                 "slope of per-doubling gain vs log2 F (points per doubling, per doubling)", s,
-                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{s['levels']} sizes")
+                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{pool}{s['levels']} sizes")
         d = per_image_drop(ds, metric, "finetune", dict(pretrain=P, intermediate=I), PER_F)
         if d is not None:
             add(f"DR_F_{tag}", "DR_F", f"each added fine-tuning image raises {metric} less at larger F (P={P}, I={I})",
                 "gain per 100 added images over the first interval of F minus over the last (points)", d,
-                _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{d['levels']} sizes")
+                _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{pool}{d['levels']} sizes")
         h2 = condition_plateau(fits, metric, P, I)
         detail = (f"{h2['status']}" + (f" ({h2['reason']})" if h2["reason"] else "")
                   + (f"; best saturating curve {h2['family']}" if h2["family"] else "")
@@ -300,7 +218,7 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
                 continue
             add(f"H1_P_F{int(F)}_I{int(I)}", "H1_P", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
                 "slope of per-doubling gain vs log2 P over P > 0 (points per doubling, per doubling)", s,
-                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{s['levels']} pre-training sizes > 0")
+                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{pool}{s['levels']} pre-training sizes > 0")
     for I in (bool(i) for i in ds.intermediate.values):
         for F in ds.finetune.values:
             d = per_image_drop(ds, metric, "pretrain", dict(intermediate=I, finetune=F), PER_P)
@@ -309,7 +227,7 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             add(f"DR_P_F{int(F)}_I{int(I)}", "DR_P",
                 f"each added pre-training image raises {metric} less at larger P (F={int(F)}, I={I})",
                 "gain per 100k added pre-training images over the first interval of P minus over the last (points)",
-                d, _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{d['levels']} pre-training sizes" + (" incl. P = 0" if d["has_zero"] else " (no P = 0 cells)"))
+                d, _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{pool}{d['levels']} pre-training sizes" + (" incl. P = 0" if d["has_zero"] else " (no P = 0 cells)"))
     if n_pos < 3:
         notes.add(f"{metric}: H1_P not tested: {n_pos} pre-training sizes > 0 (needs 3)")
     add("H2_P", "H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive", RULE_H2P,
