@@ -26,6 +26,8 @@ _CONDITION_TEXT = re.compile(r"\s*\((?:P|F)=[^)]*\)\s*$")
 # there is no penalty). A kind not listed prints the analysis's own wording.
 CLAIM_WORDING = {
     "FT_HELPS": "more fine-tuning data raise {m}",
+    "DR_F": "each added fine-tuning image raises {m} less than the one before (the curve is concave in F)",
+    "DR_P": "each added pre-training image raises {m} less than the one before",
     "H1_F": "the gain per doubling of F falls as F grows",
     "H2_F": "{m} levels off below 100% as F grows (an identified plateau)",
     "H1_P": "the gain per doubling of P falls as P grows",

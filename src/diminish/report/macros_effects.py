@@ -4,8 +4,8 @@ Pre-training and the intermediate stage: one effect sentence each (cell counts, 
 model's mean difference and interval), the Holm-significant cells, how the difference moves with
 F and P, and why the pooled mean may differ from the plain mean of the cells. Curves: the plateau
 of each condition (one value or "not identified", shared with the tables), the most frequent best
-family, diminishing returns in the paper's sense (concave in F) and the strong sense (falling
-gain per doubling, a plateau), and the effective-transfer exponent. Every sentence is built by a
+family, and the effective-transfer exponent. (Diminishing returns in both senses are claims of the
+analysis, worded in :mod:`.macros_claims`.) Every sentence is built by a
 :mod:`.statements` function from the numbers it cites.
 """
 
@@ -142,15 +142,6 @@ def plateau_text(p: dict | None) -> Tex:
     return plateau_phrase(p["plateau"], p["plateau_lo"], p["plateau_hi"], p["identified"])
 
 
-def concave_in_f(means: list[float], sizes: list[float]) -> bool | None:
-    """The paper's sense of diminishing returns: each added image is worth less than the one before,
-    i.e. the gain per image between neighbouring sizes falls at every step (None: < 3 sizes)."""
-    if len(sizes) < 3 or any(isnan(m) for m in means):
-        return None
-    per_image = np.diff(np.asarray(means, float)) / np.diff(np.asarray(sizes, float))
-    return bool(np.all(np.diff(per_image) < 0))
-
-
 def add_fits(n: Numbers, inp: Inputs) -> None:
     fits = rows_where(inp.analysis.fits, metric=inp.metric)
     conds = sorted({(int(p), bool(i)) for p, i in zip(fits["pretrain"], fits["intermediate"])})
@@ -175,15 +166,6 @@ def add_fits(n: Numbers, inp: Inputs) -> None:
         pl = plateaus.get((p, i0)) if p is not None else None
         n.set(f"Plateau{tag}", plateau_text(pl))
         n.set(f"Plateau{tag}Family", family_name(pl["family"]) if pl else "none")
-    # diminishing returns in the paper's sense: concave in F, from the cell means
-    s = rows_where(inp.analysis.summary, metric=inp.metric)
-    verdicts = []
-    for _, g in s.groupby(["pretrain", "intermediate"]):
-        g = g.sort_values("finetune")
-        verdicts.append(concave_in_f(list(g["mean"]), list(g["finetune"])))
-    tested = [v for v in verdicts if v is not None]
-    n.set("ConcaveIn", count_phrase(sum(tested), len(tested), "conditions"))
-    n.flags["concave_tested"] = len(tested)
 
 
 def add_transfer(n: Numbers, inp: Inputs) -> None:

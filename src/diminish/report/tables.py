@@ -252,13 +252,22 @@ def verdicts_all(inp: Inputs) -> str | None:
         if g["per_condition"]:
             rows.insert(0, [Tex(r"\textit{" + str(escape(g["claim"])) + ":}"), "", "", "", ""])
         groups.append(rows)
+    # one float per page at most: blocks of about 50 rows, the later ones marked as continued
+    pages: list[list] = [[]]
+    for grp in groups:
+        if pages[-1] and sum(len(x) for x in pages[-1]) + len(grp) > VERDICT_ROWS_PER_PAGE:
+            pages.append([])
+        pages[-1].append(grp)
     caption = escape(f"Every claim tested on {METRIC_LABEL[inp.metric]}, one row per condition for the claims "
                      "tested per condition (rules as in ") + Tex("Table~\\ref{tab:verdicts}). The plateau rows "
                                                                "print the condition's plateau only where it is identified.")
-    return _tab(caption, "tab:verdicts-all", r"p{0.5\linewidth}rccl",
-                [["Claim / condition", "Estimate", "95% CI", "p", "Verdict"]], groups, size=r"\scriptsize")
+    header = [["Claim / condition", "Estimate", "95% CI", "p", "Verdict"]]
+    return "\n".join(_tab(caption if k == 0 else Tex("Every claim (continued from Table~\\ref{tab:verdicts-all})."),
+                           "tab:verdicts-all" if k == 0 else f"tab:verdicts-all-{k}", r"p{0.5\linewidth}rccl",
+                           header, page, size=r"\scriptsize") for k, page in enumerate(pages))
 
 
+VERDICT_ROWS_PER_PAGE = 50
 PERM_MIN_SEEDS = 5  # with n seeds the exact sign-flip p cannot go below 2 / 2^n (0.0625 at n = 4)
 DZ_MIN_SEEDS = 3  # d_z = mean / SD of the differences: with 2 seeds the SD rests on one degree of freedom
 
