@@ -74,7 +74,7 @@ $(PB)/numbers.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(
 	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out $@
 
 # 3. tables (one script writes them all)
-$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(NUMBERS_PY) $(RP)/render.py \
+$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(RP)/tables_claims.py $(NUMBERS_PY) $(RP)/render.py \
              $(RP)/templates/table.tex.j2
 	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out-dir $(PB)/tables
 

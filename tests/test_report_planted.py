@@ -242,3 +242,34 @@ def test_mixed_pdf_text(built, tmp_path):
     assert not direction_errors(flat)
     assert "synthetic stand-in" in flat and "SYNTHETIC DEMO DATA" in flat
     assert "P=0, I=False" not in flat and "pretrain_100k" not in flat
+
+
+DEMO = REPO / "results" / "demo" / "results.nc"
+
+
+@pytest.mark.skipif(not DEMO.is_file() or not all(shutil.which(t) for t in ("latexmk", "pdflatex", "pdftotext")),
+                    reason="no demo results (run `make demo`) or no TeX toolchain / pdftotext")
+def test_demo_pdf_text(tmp_path):
+    """The demo's own PDF, read back with pdftotext: none of the defects issue 13 found."""
+    from diminish.analysis.__main__ import main
+
+    assert main(["report", "--results", str(DEMO), "--out", str(tmp_path / "analysis"), "--n-boot", "10",
+                 "--no-plot"]) in (0, None)
+    inp = load_inputs(DEMO, tmp_path / "analysis")
+    out = build_all(inp, tmp_path / "pdf").parent
+    shutil.copy(REPO / "paper" / "references.bib", out / "references.bib")
+    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-silent", "paper.tex"],
+                          cwd=out, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (out / "paper.log").read_text(errors="replace")[-2000:]
+    text = subprocess.run(["pdftotext", str(out / "paper.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    flat = re.sub(r"\s+", " ", re.sub(r"-\n(?=[a-z])", "", text).replace("\u2212", "-"))
+    assert not direction_errors(flat)
+    for code in ("pretrain_100k", "P=0, I=False", "P=0, I=True", "'demo'", "synthetic 1", "1 threads",
+                 "is not supported in 1, inconclusive", "head start narrows"):
+        assert code not in flat, code
+    m = re.search(r"lies between (\S+) and (\S+)", flat)
+    assert not m or m.group(1) != m.group(2)
+    if inp.synthetic:
+        assert "synthetic stand-in" in flat and "reduced ViNy" in flat
+        assert ("are the original paper's" in flat) == bool(compute(inp).flags["settings_are_papers"])

@@ -66,6 +66,15 @@ def cells(row: list) -> Tex:
     return Tex(" & ".join(out))
 
 
+def table_tex(caption: str | Tex, label: str, colspec: str, header: list[list], groups: list[list[list]], *,
+              size: str = r"\small", note: str | Tex = "", rules: list[str] | None = None,
+              float_env: str = "table") -> str:
+    """One booktabs table from ``templates/table.tex.j2`` (a \\midrule between row groups)."""
+    return render("table.tex.j2", caption=escape(caption), label=Tex(label), colspec=Tex(colspec),
+                  header=header, groups=groups, size=Tex(size), note=escape(note) if note else "",
+                  rules=[Tex(r) for r in (rules or [""] * len(header))], float=Tex(float_env))
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
