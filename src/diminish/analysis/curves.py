@@ -20,7 +20,8 @@ from N(mean, SD / sqrt(n)). All families of a condition see the same resampled d
 
 When a plateau counts. The ``plateau`` column holds the asymptote only if the fit does not sit on
 a parameter bound, its bootstrap interval is no wider than ``max_plateau_width`` (10 points by
-default), and the data do not reject the family: AICc no more than ``max_delta_aicc`` (10) above
+default) and stays below the 100 % ceiling of the search (an interval that reaches it has no upper
+limit), and the data do not reject the family: AICc no more than ``max_delta_aicc`` (10) above
 the condition's best, where AICc exists. The last test stops a stiff but wrong family from
 reporting a tight, mistaken asymptote. Failing any of them leaves ``identified`` False and
 ``plateau``, ``plateau_lo``, ``plateau_hi`` and ``f95`` NaN; ``plateau_est`` keeps the raw estimate
@@ -238,6 +239,8 @@ def fit_curves_detailed(ds: xr.Dataset, metric: str = "miou", families=tuple(FAM
                         reasons.append("no bootstrap interval")
                     elif hi_ - lo_ > max_plateau_width:
                         reasons.append(f"interval width {hi_ - lo_:.3g} > {max_plateau_width:g}")
+                    if np.isfinite(hi_) and hi_ >= A_MAX * (1 - BOUND_TOL):
+                        reasons.append(f"interval reaches the {A_MAX:g}% bound")  # open above: no upper limit
                     ident = not reasons
                     row.update(plateau=a if ident else np.nan, plateau_lo=float(lo_), plateau_hi=float(hi_),
                                plateau_est=a, identified=ident, reason="; ".join(reasons),

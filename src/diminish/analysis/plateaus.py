@@ -39,6 +39,8 @@ def _reason_words(reason: str) -> str:
         elif part.startswith("interval width"):
             width, limit = (x.strip() for x in part.replace("interval width", "").split(">"))
             out.append(f"its 95% interval is {width} points wide, more than the {limit} allowed")
+        elif part.startswith("interval reaches"):
+            out.append("its 95% interval runs up to the 100% ceiling, so it has no upper limit")
         elif part.startswith("no bootstrap"):
             out.append("no bootstrap interval could be computed")
         elif part.startswith("rejected"):
