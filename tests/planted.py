@@ -209,6 +209,13 @@ both curves are concave in F), ``plateau`` ({(P, I): the plateau,
         ex["PT_EVERY_CELL"] = "not supported"
     if pretrain == "helps" and curve == "loglinear" and n_seeds >= 3 and noise <= 0.3:
         ex["PT_EVERY_CELL"] = "supported"
+    # along P at the smallest F (where the pre-training effect is largest): e(P) is concave in P, so a
+    # helping pre-training gives each added image less; a hurting one gives no returns to diminish
+    f0 = int(np.asarray(finetune_sizes)[0])
+    if pretrain == "helps":
+        ex[f"DR_P_F{f0}_I0"] = "supported"
+    elif pretrain == "hurts":
+        ex[f"DR_P_F{f0}_I0"] = ex[f"H1_P_F{f0}_I0"] = "not supported"
     for p in (0,) + tuple(int(x) for x in P if x > 0):
         for i in (0, 1):
             ex[f"FT_HELPS_P{p}_I{i}"] = "supported"

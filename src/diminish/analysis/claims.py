@@ -14,6 +14,9 @@ Diminishing returns
     null ``log2``.
     H2_P: a plateau in pre-training size; with fewer than 5 sizes P > 0 (the paper has 3) no
     3-parameter curve leaves any residual degrees of freedom, so it is reported as not testable.
+    Returns must exist to diminish: H1_F, H1_P, DR_F and DR_P are not supported where the metric
+    falls over the measured range (last minus first level, 95% interval below 0), and only
+    inconclusive where that rise is not shown.
     H1_F, H1_P and H2_F are diminishing returns in the strong sense (each doubling buys less, or
     a ceiling below 100 %). The paper's own sense is weaker: each added image is worth less, i.e.
     the curve is concave on a linear axis. DR_F (per condition) and DR_P (per F, I; P = 0
@@ -54,7 +57,15 @@ import pandas as pd
 import xarray as xr
 
 from .common import Notes, attach, check_metric, conditions, is_summary, n_seeds
-from .contrasts import contrast, gain_slope, gain_slope_weights, mean_gain, per_image_drop, pools  # noqa: F401
+from .contrasts import (  # noqa: F401  (contrast, gain_slope_weights re-exported)
+    contrast,
+    end_gain,
+    gain_slope,
+    gain_slope_weights,
+    mean_gain,
+    per_image_drop,
+    pools,
+)
 from .plateaus import condition_plateau
 
 VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail",
@@ -65,6 +76,12 @@ RULE_EVERY = ("supported: every cell's 95% interval lies on the claimed side of 
               "each cell to pass, so no multiplicity correction); not supported: at least one cell goes the other way "
               "with Holm-adjusted p below 0.05 (a claim about any one cell among many needs the correction); "
               "otherwise inconclusive (the share of cells with the claimed sign does not decide)")
+RULE_DIM = {+1: "supported: 95% interval above 0 and the metric rises over the measured range (95% interval of "
+                "last minus first level above 0); not supported: interval below 0, or the metric falls over the range "
+                "(no returns to diminish); otherwise inconclusive",
+            -1: "supported: 95% interval below 0 and the metric rises over the measured range (95% interval of "
+                "last minus first level above 0); not supported: interval above 0, or the metric falls over the range "
+                "(no returns to diminish); otherwise inconclusive"}
 PER_F, PER_P = 100.0, 100_000.0  # units of the per-image gains of DR_F and DR_P
 RULE_H2P = "not testable: a plateau in P needs at least 5 pre-training sizes above 0"
 
@@ -117,6 +134,17 @@ def grows(mean: dict, slope: dict, sign: int) -> str:
         return "not supported"
     return "supported" if s_mean == sign and s_slope == sign else "inconclusive"
 
+
+
+def diminishing(stat: dict, returns: dict | None, sign: int) -> str:
+    """Verdict of a diminishing-returns statistic (claimed sign ``sign``) that needs returns to diminish."""
+    v = _directional(stat["ci_lo"], stat["ci_hi"], sign)
+    r = _side(returns["ci_lo"], returns["ci_hi"]) if returns is not None else 0
+    if r < 0:
+        return "not supported"
+    if v == "supported" and r == 0:
+        return "inconclusive"
+    return v
 
 
 def _directional(ci_lo, ci_hi, sign: int) -> str:
@@ -189,17 +217,18 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
                 "mean gain per doubling of F over the measured range (points)", g,
                 _directional(g["ci_lo"], g["ci_hi"], +1), RULE_DIR[+1], pool.rstrip("; "))
         s = gain_slope(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
+        rf = end_gain(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
         if s is None:
             notes.add(f"{metric}: H1_F at P={P}, I={I} not tested: fewer than 3 fine-tune sizes")
         else:
             add(f"H1_F_{tag}", "H1_F", f"gain per doubling of F falls with F (P={P}, I={I})",
                 "slope of per-doubling gain vs log2 F (points per doubling, per doubling)", s,
-                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{pool}{s['levels']} sizes")
+                diminishing(s, rf, -1), RULE_DIM[-1], f"{pool}{s['levels']} sizes")
         d = per_image_drop(ds, metric, "finetune", dict(pretrain=P, intermediate=I), PER_F)
         if d is not None:
             add(f"DR_F_{tag}", "DR_F", f"each added fine-tuning image raises {metric} less at larger F (P={P}, I={I})",
                 "gain per 100 added images over the first interval of F minus over the last (points)", d,
-                _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{pool}{d['levels']} sizes")
+                diminishing(d, rf, +1), RULE_DIM[+1], f"{pool}{d['levels']} sizes")
         h2 = condition_plateau(fits, metric, P, I)
         detail = (f"{h2['status']}" + (f" ({h2['reason']})" if h2["reason"] else "")
                   + (f"; best saturating curve {h2['family']}" if h2["family"] else "")
@@ -216,18 +245,21 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             s = gain_slope(ds, metric, "pretrain", dict(intermediate=I, finetune=F))
             if s is None:
                 continue
+            rp = end_gain(ds, metric, "pretrain", dict(intermediate=I, finetune=F))
             add(f"H1_P_F{int(F)}_I{int(I)}", "H1_P", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
                 "slope of per-doubling gain vs log2 P over P > 0 (points per doubling, per doubling)", s,
-                _directional(s["ci_lo"], s["ci_hi"], -1), RULE_DIR[-1], f"{pool}{s['levels']} pre-training sizes > 0")
+                diminishing(s, rp, -1), RULE_DIM[-1], f"{pool}{s['levels']} pre-training sizes > 0")
     for I in (bool(i) for i in ds.intermediate.values):
         for F in ds.finetune.values:
             d = per_image_drop(ds, metric, "pretrain", dict(intermediate=I, finetune=F), PER_P)
             if d is None:
                 continue
+            rp = end_gain(ds, metric, "pretrain", dict(intermediate=I, finetune=F), include_zero=True)
             add(f"DR_P_F{int(F)}_I{int(I)}", "DR_P",
                 f"each added pre-training image raises {metric} less at larger P (F={int(F)}, I={I})",
                 "gain per 100k added pre-training images over the first interval of P minus over the last (points)",
-                d, _directional(d["ci_lo"], d["ci_hi"], +1), RULE_DIR[+1], f"{pool}{d['levels']} pre-training sizes" + (" incl. P = 0" if d["has_zero"] else " (no P = 0 cells)"))
+                d, diminishing(d, rp, +1), RULE_DIM[+1],
+                f"{pool}{d['levels']} pre-training sizes" + (" incl. P = 0" if d["has_zero"] else " (no P = 0 cells)"))
     if n_pos < 3:
         notes.add(f"{metric}: H1_P not tested: {n_pos} pre-training sizes > 0 (needs 3)")
     add("H2_P", "H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive", RULE_H2P,

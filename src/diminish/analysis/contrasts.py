@@ -121,3 +121,13 @@ def mean_gain(ds, metric, fixed) -> dict | None:
     span = np.log2(lv[-1] / lv[0])
     c[-1], c[0] = 1 / span, -1 / span
     return _interval(ds, metric, cells, c)
+
+
+def end_gain(ds, metric, axis, fixed, include_zero: bool = False) -> dict | None:
+    """The change from the first to the last level along ``axis`` (points): are there returns at all?"""
+    cells = _cells(ds, metric, axis, fixed, include_zero=include_zero)
+    if len(cells) < 2:
+        return None
+    c = np.zeros(len(cells))
+    c[-1], c[0] = 1.0, -1.0
+    return _interval(ds, metric, cells, c)
