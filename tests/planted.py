@@ -215,7 +215,9 @@ both curves are concave in F), ``plateau`` ({(P, I): the plateau,
     if pretrain == "helps":
         ex[f"DR_P_F{f0}_I0"] = "supported"
     elif pretrain == "hurts":
-        ex[f"DR_P_F{f0}_I0"] = ex[f"H1_P_F{f0}_I0"] = "not supported"
+        ex[f"DR_P_F{f0}_I0"] = "not supported"
+        if (P > 0).sum() >= 3:  # the per-doubling slope along P needs 3 pre-training sizes
+            ex[f"H1_P_F{f0}_I0"] = "not supported"
     for p in (0,) + tuple(int(x) for x in P if x > 0):
         for i in (0, 1):
             ex[f"FT_HELPS_P{p}_I{i}"] = "supported"
