@@ -15,8 +15,8 @@ CONTRACT = {
     "paired_intermediate.csv": "metric,pretrain,finetune,n,mean_delta,se,t,p_t,p_perm,dz,p_holm,ci_lo,ci_hi,method",
     "paired_pretrain.csv": "metric,pretrain,intermediate,finetune,n,mean_delta,se,t,p_t,p_perm,dz,p_holm,ci_lo,ci_hi,"
                            "method",
-    "pooled.csv": "metric,effect,term,estimate,se,ci_lo,ci_hi,p,model",
-    "verdicts.csv": "claim_id,claim,statistic,estimate,ci_lo,ci_hi,p,verdict",
+    "pooled.csv": "metric,effect,term,estimate,se,ci_lo,ci_hi,p,model,n_obs,df_resid,unit,arms,formula",
+    "verdicts.csv": "claim_id,claim,statistic,estimate,ci_lo,ci_hi,p,verdict,metric,detail,kind,rule,n_seeds",
     "transfer.csv": "metric,pretrain,intermediate,finetune,f_eff,d_t,extrapolated",
     "transfer_fit.csv": "metric,pretrain,intermediate,k,alpha,n_points",
     "compare.csv": "metric,pretrain,intermediate,finetune,ours_mean,ours_sd,paper_mean,paper_sd,diff,z,p,within_tol",
