@@ -15,11 +15,17 @@ TRIMAP_COLOURS = ["#e6a01d", "#3b4cc0", "#f7f7f7"]
 MAX_ROWS = 3
 
 
+def shown(inp: Inputs) -> int:
+    """How many test images the figure shows (the first MAX_ROWS of examples.npz), for the caption."""
+    ex = inp.examples
+    return 0 if ex is None else min(MAX_ROWS, len(ex["image"]))
+
+
 def draw(inp: Inputs):
     ex = inp.examples
     if ex is None or not len(ex["image"]):
         return placeholder("no examples.npz beside the results file")
-    n = min(MAX_ROWS, len(ex["image"]))
+    n = shown(inp)
     cmap = ListedColormap(TRIMAP_COLOURS)
     fig, _ = figure(1, height=1.0)
     fig.clear()
