@@ -196,7 +196,10 @@ def test_tables_and_text_carry_the_same_values(built, name):
     # the plateau of the no-pre-training condition: text and Table fits
     base = plain(nums.macros["PlateauBase"])
     fits_row = next(ln for ln in tables["fits"].split("\\\\") if re.search(r"(?:^|\s)0 & no &", ln))
-    assert base in fits_row
+    if "Plateau (%)" in tables["fits"]:
+        assert base in fits_row
+    else:  # no condition has a plateau: the table says so instead of a constant column
+        assert base == "not identified" and "No condition has an identified plateau" in tables["fits"]
     # per-condition verdict counts: text macros and the verdict table
     for key, counts in nums.flags["groups"].items():
         if isinstance(counts, dict):

@@ -48,7 +48,8 @@ def rows_where(df: pd.DataFrame, **eq) -> pd.DataFrame:
     return df[mask]
 
 
-# Curve families: display name and formula (y in percent, F fine-tune images, a the plateau).
+# Curve families: display name and formula (y in percent, F fine-tune images, a the plateau), and the
+# short name used as a column header in the fits table.
 # tests/test_report_planted.py checks that every family of diminish.analysis has an entry.
 FAMILY_TEX: dict[str, tuple[str, str]] = {
     "pow3": ("power law", r"y = a - b\,(F/1000)^{-c}"),
@@ -57,6 +58,13 @@ FAMILY_TEX: dict[str, tuple[str, str]] = {
     "wbl4": ("Weibull", r"y = a - (a-b)\,e^{-(F/k)^{d}}"),
     "log2": ("log-linear", r"y = a + b \ln F"),
 }
+
+
+FAMILY_SHORT = {"pow3": "power", "exp3": "exp.", "mmf4": "MMF", "wbl4": "Weibull", "log2": "log-lin."}
+
+
+def family_short(code: object) -> str:
+    return FAMILY_SHORT.get(str(code), str(code))
 
 
 def family_name(code: object) -> str:

@@ -20,6 +20,7 @@ import jinja2
 
 from ..analysis.families import FAMILIES
 from .figures import FIGURES
+from .figures.examples import shown
 from .figures.transfer import left_out
 from .inputs import Inputs
 from .latex import (
@@ -34,7 +35,7 @@ from .latex import (
     pvalue,
     size_label,
 )
-from .macros import FAMILY_TEX, condition_label
+from .macros import FAMILY_SHORT, FAMILY_TEX, condition_label
 from .numbers import PREFIX, Numbers, compute
 from .skipped import skipped_rows
 
@@ -111,9 +112,10 @@ def check_rendered(text: str, where: str) -> None:
 
 
 def examples_label(cell: str) -> str:
-    """'P=800 I=False F=320 seed=0' -> '800 pre-training images, without the intermediate stage, 320
+    """The examples' cell in words: 'P=800 I=False F=320 seed=0' or 'pretrain=800 intermediate=False
+    finetune=320 seed=0 (...)' -> '800 pre-training images, without the intermediate stage, 320
     fine-tuning images, seed 0'; text in another form is returned as it is."""
-    m = re.fullmatch(r"\s*P=(\d+)\s+I=(\w+)\s+F=(\d+)\s+seed=(\d+)\s*", str(cell))
+    m = re.match(r"\s*(?:P|pretrain)=(\d+)\s+(?:I|intermediate)=(\w+)\s+(?:F|finetune)=(\d+)\s+seed=(\d+)", str(cell))
     if not m:
         return str(cell)
     inter = m.group(2).lower() in ("true", "1", "yes")
@@ -155,20 +157,34 @@ def paper_context(inp: Inputs, numbers: Numbers | None = None) -> dict:
     def statement(key: str) -> Tex:
         return m.get(macro_name("Statement", key), Tex(""))
 
-    families = [dict(name=escape(FAMILY_TEX[k][0]), formula=Tex(FAMILY_TEX[k][1]), k=len(FAMILIES[k].params))
+    families = [dict(name=escape(FAMILY_TEX[k][0]), short=escape(FAMILY_SHORT.get(k, k)), formula=Tex(FAMILY_TEX[k][1]),
+                     k=len(FAMILIES[k].params))
                 for k in FAMILIES if k in FAMILY_TEX]
     return dict(f=numbers.flags, n=m, attrs=inp.attrs, metric=inp.metric,
                 metric_label={"miou": "mIoU", "accuracy": "accuracy"}[inp.metric],
                 synthetic=syn, has_examples=inp.examples is not None,
                 examples_cell=examples_label(inp.examples["cell"]) if inp.examples is not None else "",
+                examples_shown=shown(inp) if inp.examples is not None else 0,
+                examples_stored=len(inp.examples["image"]) if inp.examples is not None else 0,
                 title=Tex(TITLE + (SYNTHETIC_TITLE if syn else "")),
                 synmark=Tex(r"\textbf{[Synthetic demo data]} ") if syn else Tex(""),
                 statement=statement, families=families, pooled_p_term=formula, pooled_p_words=words,
                 pooled_has_pre=has_i, has_pvp="pretrain" in FIGURES, has_skipped=bool(skipped_rows(inp)),
                 pooled_arms=_arms(inp), transfer_left_out=Tex("; ".join(str(escape(x)) for x in left_out(inp))),
+                plateau_boot=_boot(inp),
                 plateau_width=Tex(f"{float(rep.get('max_plateau_width', 10)):g}"),
                 plateau_aicc=Tex(f"{float(rep.get('max_delta_aicc', 10)):g}"),
                 **{k: v[0] if syn else v[1] for k, v in SYNTHETIC_NAMES.items()})
+
+
+def _boot(inp: Inputs) -> str:
+    """How the plateau intervals were resampled, in the analysis's words (fits.csv `boot`)."""
+    fits = inp.analysis.fits
+    if "boot" in fits.columns:
+        kinds = sorted({str(b) for b in fits[fits["metric"] == inp.metric]["boot"].dropna()})
+        if kinds:
+            return "; ".join(kinds)
+    return "bootstrap over seeds"  # older analyses record no method
 
 
 def _arms(inp: Inputs) -> dict[str, str]:

@@ -31,7 +31,7 @@ from .latex import (
     sci,
     size_label,
 )
-from .macros import FAMILY_TEX, family_name
+from .macros import FAMILY_TEX, family_name, family_short
 from .macros_effects import pretrain_arm_only
 from .macros_study import paper_config
 from .numbers import METRIC_LABEL, plateau_text
@@ -170,8 +170,9 @@ def fits(inp: Inputs) -> str | None:
     plateaus = {(int(p), bool(i)): plateau_of(inp, int(p), bool(i))
                 for p, i in df[["pretrain", "intermediate"]].drop_duplicates().itertuples(index=False)}
     show_f95 = any(pl and pl["identified"] and not isnan(pl["f95"]) for pl in plateaus.values())
-    header = [["Pre-train", "Interm."] + [family_name(f) for f in fams] + ["Best", "Plateau (%) [95% CI]"]
-              + ([Tex("$F_{95}$")] if show_f95 else [])]
+    show_plateau = any(pl and pl["identified"] for pl in plateaus.values())  # else a constant column
+    header = [["Pre-train", "Interm."] + [family_short(f) for f in fams] + ["Best"]
+              + (["Plateau (%) [95% CI]"] if show_plateau else []) + ([Tex("$F_{95}$")] if show_f95 else [])]
     groups = []
     for p, gp in df.groupby("pretrain", sort=True):
         rows = []
@@ -180,18 +181,22 @@ def fits(inp: Inputs) -> str | None:
             best = g[g["best"] == True]  # noqa: E712
             pl = plateaus[(int(p), bool(i))]
             row = [size_label(p), _yesno(i)] + [num(w.get(f, np.nan)) for f in fams] \
-                + [family_name(best.iloc[0]["family"]) if len(best) else DASH, plateau_text(pl)]
+                + [family_name(best.iloc[0]["family"]) if len(best) else DASH]
+            if show_plateau:
+                row.append(plateau_text(pl))
             if show_f95:
                 row.append(integer(round(pl["f95"])) if pl and pl["identified"] and not isnan(pl["f95"]) else DASH)
             rows.append(row)
         groups.append(rows)
-    note = Tex("Columns per family: Akaike weight (AICc) of each curve family of Table~\\ref{tab:families}; the "
-               "log-linear family has no plateau. Plateau: asymptote of the best saturating family with a bootstrap "
-               "interval over seeds, or `not identified' (Section~\\ref{sec:definitions})."
+    note = Tex("Columns per family (short names of Table~\\ref{tab:families}): Akaike weight (AICc) of each curve "
+               "family; the log-linear family has no plateau. "
+               + ("Plateau: asymptote of the best saturating family with its bootstrap interval, or `not identified' "
+                  "(Section~\\ref{sec:definitions})." if show_plateau else
+                  "No condition has an identified plateau (Section~\\ref{sec:definitions}), so none is listed.")
                + (" $F_{95}$: fine-tune images needed to reach 95\\% of the plateau." if show_f95 else ""))
     return _tab(f"Curve families fitted to {METRIC_LABEL[inp.metric]} against fine-tune size, per condition.",
-                "tab:fits", "rl" + "r" * len(fams) + "lc" + ("r" if show_f95 else ""), header, groups,
-                size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
+                "tab:fits", "rl" + "r" * len(fams) + "l" + ("c" if show_plateau else "") + ("r" if show_f95 else ""),
+                header, groups, size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
 
 
 PERM_MIN_SEEDS = 5  # with n seeds the exact sign-flip p cannot go below 2 / 2^n (0.0625 at n = 4)
@@ -203,9 +208,10 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
     makes uninformative are left out, and the note says which and why."""
     nmax = int(df["n"].max()) if len(df) else 0
     perm = bool(df["perm_informative"].any()) if "perm_informative" in df.columns else nmax >= PERM_MIN_SEEDS
-    header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI",
-                                                                  Tex("$d_z$"), Tex("$p_t$")] \
-        + ([Tex("$p_{\\mathrm{perm}}$")] if perm else []) + [Tex("$p_{\\mathrm{Holm}}$")]
+    dz = nmax >= DZ_MIN_SEEDS and bool(df["dz"].notna().any())
+    header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI"] \
+        + ([Tex("$d_z$")] if dz else []) + [Tex("$p_t$")] + ([Tex("$p_{\\mathrm{perm}}$")] if perm else []) \
+        + [Tex("$p_{\\mathrm{Holm}}$")]
     groups = []
     for p, g in df.sort_values(["pretrain"] + (["intermediate"] if with_arm else []) + ["finetune"]).groupby(
             "pretrain", sort=True):
@@ -214,8 +220,8 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
         for k, r in enumerate(g.itertuples()):
             arm = _yesno(r.intermediate) if with_arm else None
             rows.append(([size_label(p)] if k == 0 else [""]) + ([arm if arm != last_arm else ""] if with_arm else [])
-                        + [integer(r.finetune), pm(r.mean_delta, r.se), interval(r.ci_lo, r.ci_hi),
-                           num(r.dz) if r.n >= DZ_MIN_SEEDS else DASH, pvalue(r.p_t)]
+                        + [integer(r.finetune), pm(r.mean_delta, r.se), interval(r.ci_lo, r.ci_hi)]
+                        + ([num(r.dz) if r.n >= DZ_MIN_SEEDS else DASH] if dz else []) + [pvalue(r.p_t)]
                         + ([pvalue(r.p_perm)] if perm else []) + [pvalue(r.p_holm)])
             last_arm = arm
         groups.append(rows)
@@ -224,7 +230,7 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
         note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
                  f"{2 / 2 ** nmax:.3g}.")
     if nmax < DZ_MIN_SEEDS:
-        note += f" d_z needs at least {DZ_MIN_SEEDS} seeds and is not given."
+        note += f" The standardised effect d_z needs at least {DZ_MIN_SEEDS} seeds and is left out."
     return [header], groups, note
 
 
