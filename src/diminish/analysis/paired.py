@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from .common import Notes, attach, cell_stats, check_metric, is_summary, n_seeds
 from .pooled import POOLED_CELLS, POOLED_SEEDS, effect_by_f, pooled  # noqa: F401  (re-exported)
@@ -112,9 +111,12 @@ def holm(p) -> np.ndarray:
     """Holm-adjusted p values; NaN entries stay NaN and are not counted."""
     p = np.asarray(p, dtype=float)
     out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    ok = np.flatnonzero(np.isfinite(p))
+    if len(ok):
+        order = ok[np.argsort(p[ok], kind="stable")]
+        m = len(order)
+        adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+        out[order] = np.minimum(adj, 1.0)
     return out
 
 
