@@ -23,25 +23,35 @@ VERDICT_ROWS_PER_PAGE = 50  # the claims appendix is split into tables of about 
 
 
 def verdicts(inp: Inputs) -> str | None:
-    """Summary: study-level claims one per row, per-condition claims one row per kind, each with its rule."""
+    """Summary: study-level claims one per row, per-condition claims one row per kind, each with the
+    number of the rule that decided it; the rules are written out once, below the table."""
     v = _verdict_rows(inp)
     if not len(v):
         return None
+    rules: list[str] = []
+
+    def rule_no(key: str, row) -> str:
+        text = str(rule_of(key, row))
+        if text not in rules:
+            rules.append(text)
+        return str(rules.index(text) + 1)
+
     rows = []
     for g in claim_groups(v, METRIC_LABEL[inp.metric]):
         if g["per_condition"]:
-            rows.append([escape(g["claim"]), escape(verdict_counts(g["counts"])), rule_of(g["key"], g["rows"][0])])
+            rows.append([escape(g["claim"]), escape(verdict_counts(g["counts"])), rule_no(g["key"], g["rows"][0])])
         else:
             r = g["rows"][0]
             est = "" if isnan(r.estimate) or not shows_estimate(g["key"], r.statistic) else \
                 Tex(f" ({signed(r.estimate)}, {ci(r.ci_lo, r.ci_hi)})")
             rows.append([escape(g["claim"]), Tex(r"\textbf{" + str(escape(str(r.verdict).strip())) + "}") + est,
-                         rule_of(g["key"], r)])
-    note = Tex("Claims tested once per condition are summarised by their verdict counts and listed in full in "
+                         rule_no(g["key"], r)])
+    note = Tex("Rules. " + " ".join(f"({k}) {t}." for k, t in enumerate(rules, 1))
+               + " Claims tested once per condition are summarised by their verdict counts and listed in full in "
                "Table~\\ref{tab:verdicts-all}; estimates are in points (per doubling where the claim is about a "
                "trend).")
-    return _tab("Claims tested by the analysis, their verdicts and the rule that decided each.", "tab:verdicts",
-                r"p{0.3\linewidth}p{0.25\linewidth}p{0.37\linewidth}", [["Claim", "Verdict", "Rule"]], [rows],
+    return _tab("Claims tested by the analysis, their verdicts and the rule (listed below) that decided each.",
+                "tab:verdicts", r"p{0.5\linewidth}p{0.36\linewidth}c", [["Claim", "Verdict", "Rule"]], [rows],
                 size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
 
 
