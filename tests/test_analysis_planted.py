@@ -16,6 +16,7 @@ from diminish.analysis.curves import fit_curves
 from diminish.analysis.paired import paired_intermediate, paired_pretrain
 from diminish.analysis.plateaus import plateaus
 from diminish.analysis.pooled import effect_by_f, pooled
+from diminish.analysis.report import small_n
 from diminish.analysis.transfer import transfer
 from planted import SCENARIOS, scenario, truth
 
@@ -105,6 +106,10 @@ def test_two_seeds_are_flagged_where_they_carry_no_information():
     assert (h1.ci_hi - h1.ci_lo < 1.0).all()
     _, v3 = verdicts("int_hurts")
     assert not v3.detail.fillna("").str.contains("pooled over all cells").any()
+    # report.json says the same, for the methods text
+    assert small_n(ds) == dict(per_seed=True, n_seeds=2, p_perm_min=0.5, perm_informative=False, dz_reported=False,
+                               contrast_variance="pooled over all cells", curve_bootstrap="residual bootstrap of each fit")
+    assert small_n(ds3)["dz_reported"] and small_n(ds3)["contrast_variance"] == "each cell's own"
 
 
 def test_one_plateau_per_condition_everywhere():

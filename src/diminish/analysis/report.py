@@ -13,9 +13,17 @@ from .. import __version__
 from .claims import claims
 from .common import METRICS, is_summary, load, missing, n_seeds, summary, write_csv
 from .compare import DEFAULT_TOLERANCE, compare_paper, headline_both
-from .curves import MAX_DELTA_AICC, MAX_PLATEAU_WIDTH, N_BOOT, curves_to_netcdf, fit_curves_detailed
+from .contrasts import pools
+from .curves import (
+    MAX_DELTA_AICC,
+    MAX_PLATEAU_WIDTH,
+    MIN_SEEDS_RESAMPLE,
+    N_BOOT,
+    curves_to_netcdf,
+    fit_curves_detailed,
+)
 from .headline import headline
-from .paired import paired_intermediate, paired_pretrain
+from .paired import DZ_MIN_N, PERM_ALPHA, paired_intermediate, paired_pretrain
 from .plateaus import plateaus
 from .pooled import effect_by_f, pooled
 from .reference import load_reference
@@ -130,6 +138,7 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
         "paper_spread": ref.attrs["spread_assumption"],
         "statistics": ("Welch t from summary statistics (no per-seed values)" if summ
                        else "paired by seed: t, exact sign-flip permutation, Holm"),
+        "small_n": small_n(ds),
         "headline": {r.claim_id: r.holds_in_ours for r in head_all[head_all.metric == metric].itertuples()},
         "headline_paper": {r.claim_id: r.holds_in_paper for r in head_all[head_all.metric == metric].itertuples()},
         "verdict_counts": {k: int(v) for k, v in va[va.metric == metric].verdict.value_counts().sort_index().items()},
@@ -139,6 +148,23 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
     }
     (out_dir / "report.json").write_text(json.dumps(_clean(info), indent=2, sort_keys=False) + "\n")
     return info
+
+
+def small_n(ds: xr.Dataset) -> dict:
+    """What the number of seeds allows, for the methods text (one source: the analysis modules' rules)."""
+    if is_summary(ds):
+        return {"per_seed": False}
+    n = n_seeds(ds)
+    return {
+        "per_seed": True,
+        "n_seeds": n,
+        "p_perm_min": 2.0 / 2**n if n else None,
+        "perm_informative": bool(n and 2.0 / 2**n <= PERM_ALPHA),
+        "dz_reported": n >= DZ_MIN_N,
+        "contrast_variance": "pooled over all cells" if pools(ds) else "each cell's own",
+        "curve_bootstrap": ("residual bootstrap of each fit" if n < MIN_SEEDS_RESAMPLE
+                            else "seeds resampled within each cell"),
+    }
 
 
 def _clean(o):
