@@ -90,7 +90,7 @@ $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
 
 # 5. paper.tex from the jinja2 template
 $(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \
-                 $(RP)/templates/paper.tex.j2 $(RP)/figures/transfer.py $(PAPER_EXAMPLES)
+                 $(RP)/templates/paper.tex.j2 $(RP)/figures/transfer.py $(RP)/figures/examples.py $(PAPER_EXAMPLES)
 	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out $@
 
 $(PB)/references.bib: paper/references.bib
