@@ -172,6 +172,7 @@ def paper_context(inp: Inputs, numbers: Numbers | None = None) -> dict:
                 pooled_has_pre=has_i, has_pvp="pretrain" in FIGURES, has_skipped=bool(skipped_rows(inp)),
                 pooled_arms=_arms(inp), transfer_left_out=Tex("; ".join(str(escape(x)) for x in left_out(inp))),
                 plateau_boot=_boot(inp),
+                contrast_pooled=str(rep.get("small_n", {}).get("contrast_variance", "")) == "pooled over all cells",
                 plateau_width=Tex(f"{float(rep.get('max_plateau_width', 10)):g}"),
                 plateau_aicc=Tex(f"{float(rep.get('max_delta_aicc', 10)):g}"),
                 **{k: v[0] if syn else v[1] for k, v in SYNTHETIC_NAMES.items()})
