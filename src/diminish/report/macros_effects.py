@@ -165,7 +165,7 @@ def add_fits(n: Numbers, inp: Inputs) -> None:
     for tag, p in (("Base", 0 if 0 in P else None), ("Top", max(P))):
         pl = plateaus.get((p, i0)) if p is not None else None
         n.set(f"Plateau{tag}", plateau_text(pl))
-        n.set(f"Plateau{tag}Family", family_name(pl["family"]) if pl else "none")
+        n.set(f"Plateau{tag}Family", f" ({family_name(pl['family'])} family)" if pl and pl["identified"] else "")
 
 
 def add_transfer(n: Numbers, inp: Inputs) -> None:

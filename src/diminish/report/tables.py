@@ -230,8 +230,8 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
         note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
                  f"{2 / 2 ** nmax:.3g}.")
     if nmax < DZ_MIN_SEEDS:
-        note += f" The standardised effect d_z needs at least {DZ_MIN_SEEDS} seeds and is left out."
-    return [header], groups, note
+        note += f" The standardised effect $d_z$ needs at least {DZ_MIN_SEEDS} seeds and is left out."
+    return [header], groups, Tex(str(escape(note)).replace(r"\$d\_z\$", "$d_z$"))
 
 
 @table("paired_intermediate")
