@@ -23,7 +23,7 @@ PAPER_STY := booktabs.sty fancyhdr.sty caption.sty microtype.sty hyperref.sty xc
 
 A := $(ANALYSIS_DIR)
 ANALYSIS_CSV := summary fits paired_intermediate paired_pretrain pooled verdicts transfer transfer_fit \
-                compare headline missing
+                compare headline missing plateaus effect_by_f
 ANALYSIS_OUT := $(addprefix $(A)/,$(addsuffix .csv,$(ANALYSIS_CSV)) curves.nc)
 ANALYSIS_SRC := $(wildcard src/diminish/analysis/*.py src/diminish/analysis/*/*.py src/diminish/analysis/*.csv \
                   src/diminish/analysis/*/*.csv src/diminish/analysis/*.json)
@@ -32,12 +32,12 @@ ANALYSIS_SRC := $(wildcard src/diminish/analysis/*.py src/diminish/analysis/*/*.
 REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py \
                src/diminish/results.py src/diminish/config.py
 # numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
-NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py)
+NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(RP)/statements.py $(RP)/skipped.py experiments/paper.toml
 FIG_CORE := $(REPORT_CORE) $(RP)/figures/__init__.py $(RP)/figures/_common.py
-FIGURE_NAMES := curves intermediate transfer compare examples
+FIGURE_NAMES := curves pretrain intermediate transfer compare examples
 FIGURES := $(addprefix $(PB)/figures/,$(addsuffix .pdf,$(FIGURE_NAMES)))
 TABLE_NAMES := baseline pretrained intermediate hyper fits verdicts paired_intermediate paired_pretrain \
-               transfer compare headline provenance
+               transfer compare headline provenance verdicts_all skipped
 TABLES := $(addprefix $(PB)/tables/,$(addsuffix .tex,$(TABLE_NAMES)))
 
 .PHONY: paper paper-tools clean-paper FORCE
@@ -74,12 +74,13 @@ $(PB)/numbers.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(
 	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out-file $@
 
 # 3. tables (one script writes them all)
-$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(NUMBERS_PY) $(RP)/render.py \
+$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(RP)/tables_claims.py $(NUMBERS_PY) $(RP)/render.py \
              $(RP)/templates/table.tex.j2
 	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out $(PB)/tables
 
 # 4. figures, one script each
 $(PB)/figures/curves.pdf: $(RP)/figures/curves.py $(A)/fits.csv $(A)/curves.nc
+$(PB)/figures/pretrain.pdf: $(RP)/figures/pretrain.py
 $(PB)/figures/intermediate.pdf: $(RP)/figures/intermediate.py $(A)/paired_intermediate.csv
 $(PB)/figures/transfer.pdf: $(RP)/figures/transfer.py $(A)/transfer.csv $(A)/transfer_fit.csv
 $(PB)/figures/compare.pdf: $(RP)/figures/compare.py $(A)/compare.csv
@@ -89,7 +90,7 @@ $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
 
 # 5. paper.tex from the jinja2 template
 $(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \
-                 $(RP)/templates/paper.tex.j2 $(PAPER_EXAMPLES)
+                 $(RP)/templates/paper.tex.j2 $(RP)/figures/transfer.py $(RP)/figures/examples.py $(PAPER_EXAMPLES)
 	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out-file $@
 
 $(PB)/references.bib: paper/references.bib

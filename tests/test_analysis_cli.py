@@ -15,13 +15,15 @@ CONTRACT = {
     "paired_intermediate.csv": "metric,pretrain,finetune,n,mean_delta,se,t,p_t,p_perm,dz,p_holm,ci_lo,ci_hi,method",
     "paired_pretrain.csv": "metric,pretrain,intermediate,finetune,n,mean_delta,se,t,p_t,p_perm,dz,p_holm,ci_lo,ci_hi,"
                            "method",
-    "pooled.csv": "metric,effect,term,estimate,se,ci_lo,ci_hi,p,model",
-    "verdicts.csv": "claim_id,claim,statistic,estimate,ci_lo,ci_hi,p,verdict",
+    "pooled.csv": "metric,effect,term,estimate,se,ci_lo,ci_hi,p,model,n_obs,df_resid,unit,arms,formula",
+    "verdicts.csv": "claim_id,claim,statistic,estimate,ci_lo,ci_hi,p,verdict,metric,detail,kind,rule,n_seeds",
     "transfer.csv": "metric,pretrain,intermediate,finetune,f_eff,d_t,extrapolated",
     "transfer_fit.csv": "metric,pretrain,intermediate,k,alpha,n_points",
     "compare.csv": "metric,pretrain,intermediate,finetune,ours_mean,ours_sd,paper_mean,paper_sd,diff,z,p,within_tol",
     "headline.csv": "claim_id,claim,holds_in_ours,detail",
     "missing.csv": "pretrain,intermediate,finetune,seed",
+    "plateaus.csv": "metric,pretrain,intermediate,family,plateau,plateau_lo,plateau_hi,identified,status,reason",
+    "effect_by_f.csv": "metric,effect,finetune,estimate,se,ci_lo,ci_hi",
 }
 
 
@@ -86,7 +88,7 @@ def test_report_on_results_writes_the_contract(results_nc, tmp_path, capsys):
     v = pd.read_csv(out / "verdicts.csv")
     assert set(v.verdict) <= {"supported", "not supported", "inconclusive"} and set(v.metric) == {"miou"}
     h = pd.read_csv(out / "headline.csv")
-    assert list(h.claim_id) == ["HL1", "HL2", "HL3"] and set(h.holds_in_ours) <= {"yes", "no", "inconclusive"}
+    assert list(h.claim_id) == ["HL1", "HL2", "HL2S", "HL3"] and set(h.holds_in_ours) <= {"yes", "no", "inconclusive"}
     pi = pd.read_csv(out / "paired_intermediate.csv")
     cell = pi[(pi.metric == "miou") & (pi.pretrain == 45_000) & (pi.finetune == 500)].iloc[0]
     assert cell.n == 2  # the NaN seed is dropped from the pair, and reported

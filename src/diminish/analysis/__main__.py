@@ -135,7 +135,8 @@ def cmd_paired(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from .claims import claims, headline
+    from .claims import claims
+    from .headline import headline
 
     ds = _load(args)
     v = claims(ds, args.metric, n_boot=args.n_boot, seed=args.seed, **_fit_kw(args))
@@ -170,8 +171,9 @@ def cmd_transfer(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .claims import claims, headline
+    from .claims import claims
     from .compare import compare_paper, headline_both
+    from .headline import headline
     from .reference import load_reference
 
     ds = _load(args)

@@ -14,21 +14,39 @@ Diminishing returns
     null ``log2``.
     H2_P: a plateau in pre-training size; with fewer than 5 sizes P > 0 (the paper has 3) no
     3-parameter curve leaves any residual degrees of freedom, so it is reported as not testable.
+    Returns must exist to diminish: H1_F, H1_P, DR_F and DR_P are not supported where the metric
+    falls over the measured range (last minus first level, 95% interval below 0), and only
+    inconclusive where that rise is not shown.
+    H1_F, H1_P and H2_F are diminishing returns in the strong sense (each doubling buys less, or
+    a ceiling below 100 %). The paper's own sense is weaker: each added image is worth less, i.e.
+    the curve is concave on a linear axis. DR_F (per condition) and DR_P (per F, I; P = 0
+    included) test it: the gain per added image over the first interval minus that over the last,
+    (y2 - y1) / (x2 - x1) - (yk - y(k-1)) / (xk - x(k-1)), a linear contrast of cell means like
+    H1 (positive = diminishing in the paper's sense). Units: points per 100 images for F and per
+    100k images for P. A log-linear curve is diminishing in the paper's sense but not in the
+    strong one.
 
-Verdict rules (a 95% interval or the Akaike weights decide):
+Verdict rules (a 95% interval or the Akaike weights decide; each row of verdicts.csv carries its
+rule in words in ``rule`` and its kind in ``kind``, so no reader has to re-derive a verdict):
     directional claims: supported if the interval excludes 0 on the claimed side, not supported
     if it excludes 0 on the other side, else inconclusive (the data cannot tell).
-    H2_F: supported if the best saturating plateau is identified, its upper limit is below 100 and
-    the saturating families hold >= 0.9 of the Akaike weight; not supported if ``log2`` holds
-    >= 0.9 (a curve without any plateau describes the data decisively better); else inconclusive.
-    "every cell" claims: supported if every cell's difference has the claimed sign with Holm p <
-    0.05; not supported if any cell's interval lies entirely on the other side; else inconclusive.
+    H2_F: decided in :mod:`.plateaus` (one plateau per condition, shared with plateaus.csv).
+    "every cell" claims: supported if every cell's 95% interval lies on the claimed side (an
+    intersection-union test: each cell must pass at 0.05, no correction needed); not supported if
+    some cell goes the other way with Holm-adjusted p < 0.05 (one cell among many: corrected);
+    else inconclusive. The share of cells with the claimed sign is reported but does not decide.
+    Claims about how an effect changes (PT_SHRINKS_WITH_F "the head start narrows",
+    INT_SHRINKS_WITH_F "the penalty shrinks", PT_GROWS_WITH_P, INT_WORSE_WITH_P) check the sign
+    of the effect itself, not only the slope (effect_by_f.csv gives the effect at each F):
+    narrowing/shrinking: supported if the effect at the smallest F has the claimed sign (its
+    interval excludes 0 on that side), the slope in log2 F has the opposite sign (interval), and
+    the effect keeps its sign at every F (estimates); not supported if the slope's interval is on
+    the claimed sign's side (it grows), or the effect's interval at the smallest F, at any F, or on
+    average lies on the other side (there is no such effect, or it turns into its opposite); else
+    inconclusive. Growing with P: supported if the average effect and the slope in log2 P both
+    have the claimed sign (intervals); not supported if either interval is on the other side.
 
-The paper's three headline claims (headline.csv) combine these (rows without intermediate
-fine-tuning): HL1 more pre-training and more fine-tuning data help (FT_HELPS_*, PT_EVERY_CELL,
-PT_HELPS), HL2 both show diminishing returns, read as the paper does, towards a plateau (H1_F_*,
-H1_P_*, H2_F_*), HL3 intermediate fine-tuning hurts (INT_HURTS). A headline holds ("yes") when every
-component is supported, fails ("no") when any component is not supported, else "inconclusive".
+The paper's headline claims are combined from these rows in :mod:`.headline`.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
@@ -37,13 +55,96 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
-from .common import Notes, attach, cell_stats, check_metric, conditions, is_summary
-from .curves import SATURATING
+from .common import Notes, attach, check_metric, conditions, is_summary, n_seeds
+from .contrasts import (  # noqa: F401  (contrast, gain_slope_weights re-exported)
+    contrast,
+    end_gain,
+    gain_slope,
+    gain_slope_weights,
+    mean_gain,
+    per_image_drop,
+    pools,
+)
+from .plateaus import condition_plateau
 
-W_DECISIVE = 0.9
-VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail"]
+VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail",
+                "kind", "rule", "n_seeds"]
+RULE_DIR = {+1: "supported: 95% interval above 0; not supported: 95% interval below 0; otherwise inconclusive",
+            -1: "supported: 95% interval below 0; not supported: 95% interval above 0; otherwise inconclusive"}
+RULE_EVERY = ("supported: every cell's 95% interval lies on the claimed side of 0 (a claim about all cells needs "
+              "each cell to pass, so no multiplicity correction); not supported: at least one cell goes the other way "
+              "with Holm-adjusted p below 0.05 (a claim about any one cell among many needs the correction); "
+              "otherwise inconclusive (the share of cells with the claimed sign does not decide)")
+RULE_DIM = {+1: "supported: 95% interval above 0 and the metric rises over the measured range (95% interval of "
+                "last minus first level above 0); not supported: interval below 0, or the metric falls over the range "
+                "(no returns to diminish); otherwise inconclusive",
+            -1: "supported: 95% interval below 0 and the metric rises over the measured range (95% interval of "
+                "last minus first level above 0); not supported: interval above 0, or the metric falls over the range "
+                "(no returns to diminish); otherwise inconclusive"}
+PER_F, PER_P = 100.0, 100_000.0  # units of the per-image gains of DR_F and DR_P
+RULE_H2P = "not testable: a plateau in P needs at least 5 pre-training sizes above 0"
+
+
+def _side(lo, hi) -> int:
+    """+1 if the interval lies above 0, -1 if below, 0 if it contains 0 or is undefined."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return 0
+    return 1 if lo > 0 else (-1 if hi < 0 else 0)
+
+
+def rule_narrows(sign: int) -> str:
+    what = "gain" if sign > 0 else "loss"
+    return (f"supported: a {what} at the smallest F (95% interval), a slope in log2 F of the opposite sign (95% "
+            f"interval) and a {what} at every F (estimates); not supported: the slope's interval shows it growing, "
+            f"or the interval at the smallest F, at any F or on average shows the opposite of a {what}; "
+            "otherwise inconclusive")
+
+
+def rule_grows(sign: int) -> str:
+    what = "gain" if sign > 0 else "loss"
+    return (f"supported: the average effect is a {what} and grows in size with log2 P (both 95% intervals); "
+            f"not supported: either interval shows the opposite; otherwise inconclusive")
+
+
+def narrows(mean: dict, slope: dict, by_f: pd.DataFrame, sign: int) -> tuple[str, str]:
+    """(verdict, detail) of 'an effect of sign ``sign`` narrows as F grows' (rule in the docstring)."""
+    if by_f.empty or not np.isfinite(slope.get("estimate", np.nan)):
+        return "inconclusive", "no effect per fine-tune size or no slope"
+    b = by_f.sort_values("finetune")
+    first, last = b.iloc[0], b.iloc[-1]
+    sides = [_side(r.ci_lo, r.ci_hi) for r in b.itertuples()]
+    s_slope = _side(slope["ci_lo"], slope["ci_hi"])
+    s_mean = _side(mean.get("ci_lo", np.nan), mean.get("ci_hi", np.nan))
+    keeps = bool((sign * b.estimate.to_numpy(float) > 0).all())
+    detail = (f"effect {first.estimate:+.3g} [{first.ci_lo:.3g}, {first.ci_hi:.3g}] at F={int(first.finetune)}, "
+              f"{last.estimate:+.3g} [{last.ci_lo:.3g}, {last.ci_hi:.3g}] at F={int(last.finetune)}; "
+              f"{'keeps its sign at every F' if keeps else 'changes sign along F'}")
+    if s_slope == sign or sides[0] == -sign or -sign in sides or s_mean == -sign:
+        return "not supported", detail
+    if sides[0] == sign and s_slope == -sign and keeps:
+        return "supported", detail
+    return "inconclusive", detail
+
+
+def grows(mean: dict, slope: dict, sign: int) -> str:
+    s_mean = _side(mean.get("ci_lo", np.nan), mean.get("ci_hi", np.nan))
+    s_slope = _side(slope.get("ci_lo", np.nan), slope.get("ci_hi", np.nan))
+    if s_mean == -sign or s_slope == -sign:
+        return "not supported"
+    return "supported" if s_mean == sign and s_slope == sign else "inconclusive"
+
+
+
+def diminishing(stat: dict, returns: dict | None, sign: int) -> str:
+    """Verdict of a diminishing-returns statistic (claimed sign ``sign``) that needs returns to diminish."""
+    v = _directional(stat["ci_lo"], stat["ci_hi"], sign)
+    r = _side(returns["ci_lo"], returns["ci_hi"]) if returns is not None else 0
+    if r < 0:
+        return "not supported"
+    if v == "supported" and r == 0:
+        return "inconclusive"
+    return v
 
 
 def _directional(ci_lo, ci_hi, sign: int) -> str:
@@ -56,128 +157,34 @@ def _directional(ci_lo, ci_hi, sign: int) -> str:
     return "inconclusive"
 
 
-def contrast(means, var_over_n, ns, c) -> tuple[float, float, float]:
-    """(estimate, SE, Satterthwaite df) of sum(c * means) for independent cells."""
-    c, m, v, n = (np.asarray(x, float) for x in (c, means, var_over_n, ns))
-    est = float(c @ m)
-    parts = c**2 * v
-    se = float(np.sqrt(parts.sum()))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = float(parts.sum() ** 2 / np.sum(np.where(parts > 0, parts**2 / (n - 1), 0.0)))
-    return est, se, df
-
-
-def gain_slope_weights(levels) -> np.ndarray:
-    """Contrast weights c with c @ means = slope of per-doubling gains against log2(level)."""
-    L = np.log2(np.asarray(levels, float))
-    k = len(L)
-    mid = (L[1:] + L[:-1]) / 2
-    w = (mid - mid.mean()) / np.sum((mid - mid.mean()) ** 2)
-    c = np.zeros(k)
-    for j in range(k - 1):
-        c[j + 1] += w[j] / (L[j + 1] - L[j])
-        c[j] -= w[j] / (L[j + 1] - L[j])
-    return c
-
-
-def _cells(ds, metric, axis, fixed):
-    """Levels along ``axis`` with data, with (mean, SD^2/n, n)."""
-    out = []
-    for lv in ds[axis].values:
-        if axis == "pretrain" and lv <= 0:
-            continue
-        sel = dict(fixed, **{axis: lv})
-        m, sd, n = cell_stats(ds, metric, sel["pretrain"], sel["intermediate"], sel["finetune"])
-        if n > 0:
-            out.append((float(lv), m, sd**2 / n if n > 1 and np.isfinite(sd) else np.nan, n))
-    return out
-
-
-def gain_slope(ds, metric, axis, fixed) -> dict | None:
-    cells = _cells(ds, metric, axis, fixed)
-    if len(cells) < 3:
-        return None
-    lv, m, v, n = map(np.array, zip(*cells))
-    est, se, df = contrast(m, v, n, gain_slope_weights(lv))
-    out = dict(estimate=est, ci_lo=np.nan, ci_hi=np.nan, p=np.nan, levels=len(lv))
-    if np.isfinite(se) and se > 0 and np.isfinite(df) and df > 0:
-        q = stats.t.ppf(0.975, df)
-        out.update(ci_lo=est - q * se, ci_hi=est + q * se, p=float(2 * stats.t.sf(abs(est / se), df)))
-    return out
-
-
-def mean_gain(ds, metric, fixed) -> dict | None:
-    """Average gain per doubling of F across the measured range: (y_last - y_first) / log2 ratio."""
-    cells = _cells(ds, metric, "finetune", fixed)
-    if len(cells) < 2:
-        return None
-    lv, m, v, n = map(np.array, zip(*cells))
-    c = np.zeros(len(lv))
-    span = np.log2(lv[-1] / lv[0])
-    c[-1], c[0] = 1 / span, -1 / span
-    est, se, df = contrast(m, v, n, c)
-    out = dict(estimate=est, ci_lo=np.nan, ci_hi=np.nan, p=np.nan)
-    if np.isfinite(se) and se > 0 and np.isfinite(df):
-        q = stats.t.ppf(0.975, df)
-        out.update(ci_lo=est - q * se, ci_hi=est + q * se, p=float(2 * stats.t.sf(abs(est / se), df)))
-    return out
-
-
-def _h2(fits: pd.DataFrame, metric, P, I) -> dict:
-    sub = fits[(fits.metric == metric) & (fits.pretrain == P) & (fits.intermediate == I) & (fits.status == "ok")]
-    sat = sub[sub.family.isin(SATURATING)]
-    if sat.empty:
-        return dict(statistic="plateau (no saturating fit)", estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan,
-                    p=np.nan, verdict="inconclusive", detail="no saturating family could be fitted")
-    aic_ok = np.isfinite(sub.aicc.to_numpy(float))
-    if np.isfinite(sat.aicc.to_numpy(float)).any():
-        best = sat.loc[sat.aicc.astype(float).idxmin()]
-    else:
-        best = sat.loc[sat.loo_error.abs().astype(float).idxmin()] if sat.loo_error.notna().any() else sat.iloc[0]
-    w_sat = float(sat.akaike_weight.fillna(0).sum())
-    w_log = float(sub[sub.family == "log2"].akaike_weight.fillna(0).sum())
-    ident = bool(best.identified)
-    detail = (f"best saturating family {best.family}; identified={ident}"
-              + (f" ({best.reason})" if isinstance(best.reason, str) and best.reason else "")
-              + f"; Akaike weight saturating={w_sat:.3g}, log2={w_log:.3g}")
-    if not aic_ok.any():
-        verdict = "inconclusive"
-        detail += "; AICc undefined (too few points)"
-    elif w_log >= W_DECISIVE:
-        verdict = "not supported"
-    elif ident and best.plateau_hi < 100 and w_sat >= W_DECISIVE:
-        verdict = "supported"
-    else:
-        verdict = "inconclusive"
-    return dict(statistic=f"plateau of {best.family} (%)", estimate=float(best.plateau_est),
-                ci_lo=float(best.plateau_lo), ci_hi=float(best.plateau_hi), p=np.nan, verdict=verdict,
-                detail=detail)
-
-
-def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, str]:
+def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, str, str]:
+    """(statistics, verdict, detail) of 'the difference has sign ``sign`` in every cell' (RULE_EVERY)."""
     d = df[np.isfinite(df.mean_delta.to_numpy(float))]
     if d.empty:
-        return dict(estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan, p=np.nan), "inconclusive"
-    right = np.sign(d.mean_delta.to_numpy(float)) == sign
-    sig = d.p_holm.to_numpy(float) < 0.05
-    wrong_sure = (d.ci_lo > 0) if sign < 0 else (d.ci_hi < 0)
-    frac = float(right.mean())
-    if right.all() and sig.all():
+        return dict(estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan, p=np.nan), "inconclusive", "no cell"
+    est = d.mean_delta.to_numpy(float)
+    sides = np.array([_side(lo, hi) for lo, hi in zip(d.ci_lo.to_numpy(float), d.ci_hi.to_numpy(float))])
+    wrong = (np.sign(est) == -sign) & (d.p_holm.to_numpy(float) < 0.05)
+    if (sides == sign).all():
         v = "supported"
-    elif bool(wrong_sure.any()):
+    elif wrong.any():
         v = "not supported"
     else:
         v = "inconclusive"
-    ph = d.p_holm.to_numpy(float)
-    return dict(estimate=frac, ci_lo=np.nan, ci_hi=np.nan, p=float(np.nanmax(ph)) if np.isfinite(ph).any() else np.nan), v
+    right = int((np.sign(est) == sign).sum())
+    detail = (f"{right} of {len(d)} cells have the claimed sign, {int((sides == sign).sum())} with a 95% interval on "
+              f"that side; {int(wrong.sum())} go the other way with Holm-adjusted p < 0.05")
+    return dict(estimate=right / len(d), ci_lo=np.nan, ci_hi=np.nan, p=np.nan), v, detail
 
 
 def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = None,
            paired_int: pd.DataFrame | None = None, paired_pt: pd.DataFrame | None = None,
-           pooled_df: pd.DataFrame | None = None, n_boot: int = 200, seed: int = 0, **fit_kw) -> pd.DataFrame:
+           pooled_df: pd.DataFrame | None = None, by_f: pd.DataFrame | None = None, n_boot: int = 200,
+           seed: int = 0, **fit_kw) -> pd.DataFrame:
     """verdicts.csv rows for one metric (computes the inputs it is not given)."""
     from .curves import fit_curves
-    from .paired import paired_intermediate, paired_pretrain, pooled
+    from .paired import paired_intermediate, paired_pretrain
+    from .pooled import effect_by_f, pooled
 
     check_metric(ds, metric)
     notes = Notes()
@@ -185,14 +192,20 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
     paired_int = paired_int if paired_int is not None else paired_intermediate(ds, metric)
     paired_pt = paired_pt if paired_pt is not None else paired_pretrain(ds, metric)
     pooled_df = pooled_df if pooled_df is not None else pooled(ds, metric)
+    by_f = by_f if by_f is not None else effect_by_f(ds, metric)
+    ns = n_seeds(ds)
     rows = []
 
-    def add(cid, claim, statistic, res, verdict, detail=""):
+    def add(cid, kind, claim, statistic, res, verdict, rule, detail=""):
         rows.append(dict(claim_id=cid, claim=claim, statistic=statistic, estimate=res.get("estimate", np.nan),
                          ci_lo=res.get("ci_lo", np.nan), ci_hi=res.get("ci_hi", np.nan), p=res.get("p", np.nan),
-                         verdict=verdict, metric=metric, detail=detail))
+                         verdict=verdict, metric=metric, detail=detail, kind=kind, rule=rule, n_seeds=ns))
 
     conds = conditions(ds, metric)
+    pool = ("variance pooled over all cells (fewer than 3 seeds per cell); " if pools(ds) else "")
+    if pool:
+        notes.add(f"{metric}: fewer than 3 seeds per cell: gain and diminishing-returns intervals use the "
+                  "within-cell variance pooled over all cells")
     if not is_summary(ds) and ds.sizes["seed"] < 2:
         notes.add(f"{metric}: a single seed: no cell variances, so every interval-based claim is inconclusive")
     # ---- fine-tuning helps / diminishing returns along F, per condition
@@ -200,18 +213,31 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
         tag = f"P{P}_I{int(I)}"
         g = mean_gain(ds, metric, dict(pretrain=P, intermediate=I))
         if g is not None:
-            add(f"FT_HELPS_{tag}", f"more fine-tuning data raises {metric} (P={P}, I={I})",
-                "mean gain per doubling of F over the measured range (pp)", g, _directional(g["ci_lo"], g["ci_hi"], +1))
+            add(f"FT_HELPS_{tag}", "FT_HELPS", f"more fine-tuning data raises {metric} (P={P}, I={I})",
+                "mean gain per doubling of F over the measured range (points)", g,
+                _directional(g["ci_lo"], g["ci_hi"], +1), RULE_DIR[+1], pool.rstrip("; "))
         s = gain_slope(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
+        rf = end_gain(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
         if s is None:
             notes.add(f"{metric}: H1_F at P={P}, I={I} not tested: fewer than 3 fine-tune sizes")
         else:
-            add(f"H1_F_{tag}", f"gain per doubling of F falls with F (P={P}, I={I})",
-                "slope of per-doubling gain vs log2 F (pp/doubling^2)", s, _directional(s["ci_lo"], s["ci_hi"], -1),
-                f"{s['levels']} sizes")
-        h2 = _h2(fits, metric, P, I)
-        add(f"H2_F_{tag}", f"{metric} plateaus below 100% in F (P={P}, I={I})", h2.pop("statistic"), h2,
-            h2.pop("verdict"), h2.pop("detail"))
+            add(f"H1_F_{tag}", "H1_F", f"gain per doubling of F falls with F (P={P}, I={I})",
+                "slope of per-doubling gain vs log2 F (points per doubling, per doubling)", s,
+                diminishing(s, rf, -1), RULE_DIM[-1], f"{pool}{s['levels']} sizes")
+        d = per_image_drop(ds, metric, "finetune", dict(pretrain=P, intermediate=I), PER_F)
+        if d is not None:
+            add(f"DR_F_{tag}", "DR_F", f"each added fine-tuning image raises {metric} less at larger F (P={P}, I={I})",
+                "gain per 100 added images over the first interval of F minus over the last (points)", d,
+                diminishing(d, rf, +1), RULE_DIM[+1], f"{pool}{d['levels']} sizes")
+        h2 = condition_plateau(fits, metric, P, I)
+        detail = (f"{h2['status']}" + (f" ({h2['reason']})" if h2["reason"] else "")
+                  + (f"; best saturating curve {h2['family']}" if h2["family"] else "")
+                  + (f"; Akaike weight saturating={h2['w_saturating']:.3g}, log-linear={h2['w_log2']:.3g}"
+                     if np.isfinite(h2["w_saturating"]) else ""))
+        add(f"H2_F_{tag}", "H2_F", f"{metric} plateaus below 100% in F (P={P}, I={I})",
+            "plateau (%), NaN when not identified",
+            dict(estimate=h2["plateau"], ci_lo=h2["plateau_lo"], ci_hi=h2["plateau_hi"]), h2["verdict"],
+            h2["rule"], detail)
     # ---- diminishing returns along P, per F
     n_pos = int((ds.pretrain.values > 0).sum())
     for I in (bool(i) for i in ds.intermediate.values):
@@ -219,97 +245,65 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             s = gain_slope(ds, metric, "pretrain", dict(intermediate=I, finetune=F))
             if s is None:
                 continue
-            add(f"H1_P_F{int(F)}_I{int(I)}", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
-                "slope of per-doubling gain vs log2 P over P > 0 (pp/doubling^2)", s,
-                _directional(s["ci_lo"], s["ci_hi"], -1), f"{s['levels']} pre-training sizes > 0")
+            rp = end_gain(ds, metric, "pretrain", dict(intermediate=I, finetune=F))
+            add(f"H1_P_F{int(F)}_I{int(I)}", "H1_P", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
+                "slope of per-doubling gain vs log2 P over P > 0 (points per doubling, per doubling)", s,
+                diminishing(s, rp, -1), RULE_DIM[-1], f"{pool}{s['levels']} pre-training sizes > 0")
+    for I in (bool(i) for i in ds.intermediate.values):
+        for F in ds.finetune.values:
+            d = per_image_drop(ds, metric, "pretrain", dict(intermediate=I, finetune=F), PER_P)
+            if d is None:
+                continue
+            rp = end_gain(ds, metric, "pretrain", dict(intermediate=I, finetune=F), include_zero=True)
+            add(f"DR_P_F{int(F)}_I{int(I)}", "DR_P",
+                f"each added pre-training image raises {metric} less at larger P (F={int(F)}, I={I})",
+                "gain per 100k added pre-training images over the first interval of P minus over the last (points)",
+                d, diminishing(d, rp, +1), RULE_DIM[+1],
+                f"{pool}{d['levels']} pre-training sizes" + (" incl. P = 0" if d["has_zero"] else " (no P = 0 cells)"))
     if n_pos < 3:
         notes.add(f"{metric}: H1_P not tested: {n_pos} pre-training sizes > 0 (needs 3)")
-    add("H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive",
-        f"not testable: {n_pos} pre-training sizes > 0; a 3-parameter saturating curve needs >= 5 to leave "
-        "residual degrees of freedom")
-    # ---- pre-training effect
-    pt0 = paired_pt[(paired_pt.metric == metric) & (~paired_pt.intermediate.astype(bool))] if len(paired_pt) else paired_pt
-    if len(pt0):
-        res, v = _every_cell(pt0, +1)
-        add("PT_EVERY_CELL", f"pre-training raises {metric} in every (P, F) cell (no intermediate)",
-            "fraction of cells with a positive difference (p = largest Holm p)", res, v)
-    for term, cid, claim, sign in (
-        ("mean", "PT_HELPS", "pre-training raises {m} on average", +1),
-        ("log2_finetune", "PT_SHRINKS_WITH_F", "the pre-training gain shrinks as F grows", -1),
-        ("pretrain_100k", "PT_GROWS_WITH_P", "the pre-training gain grows with pre-training size", +1),
-    ):
-        r = pooled_df[(pooled_df.metric == metric) & (pooled_df.effect == "pretrain") & (pooled_df.term == term)]
-        if len(r):
-            r = r.iloc[0]
-            add(cid, claim.format(m=metric), f"pooled model term '{term}' (pp)", r.to_dict(),
-                _directional(r.ci_lo, r.ci_hi, sign), r.model)
-    # ---- intermediate effect
-    it = paired_int[paired_int.metric == metric] if len(paired_int) else paired_int
-    if len(it):
-        res, v = _every_cell(it, -1)
-        add("INT_EVERY_CELL", f"intermediate fine-tuning lowers {metric} in every (P, F) cell",
-            "fraction of cells with a negative difference (p = largest Holm p)", res, v)
-    for term, cid, claim, sign in (
-        ("mean", "INT_HURTS", "intermediate fine-tuning lowers {m} on average", -1),
-        ("log2_finetune", "INT_SHRINKS_WITH_F", "the intermediate penalty shrinks as F grows", +1),
-        ("pretrain_100k", "INT_WORSE_WITH_P", "the intermediate penalty grows with pre-training size", -1),
-    ):
-        r = pooled_df[(pooled_df.metric == metric) & (pooled_df.effect == "intermediate") & (pooled_df.term == term)]
-        if len(r):
-            r = r.iloc[0]
-            add(cid, claim.format(m=metric), f"pooled model term '{term}' (pp)", r.to_dict(),
-                _directional(r.ci_lo, r.ci_hi, sign), r.model)
+    add("H2_P", "H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive", RULE_H2P,
+        f"{n_pos} pre-training sizes > 0; a 3-parameter saturating curve needs >= 5 to leave residual "
+        "degrees of freedom")
+    # ---- the two effects: every cell, pooled mean, and how they change
+    for effect, table, sign in (("pretrain", paired_pt, +1), ("intermediate", paired_int, -1)):
+        P_, word = ("PT", "raises") if effect == "pretrain" else ("INT", "lowers")
+        name = "pre-training" if effect == "pretrain" else "intermediate fine-tuning"
+        cells = table[table.metric == metric] if len(table) else table
+        if effect == "pretrain" and len(cells):
+            cells = cells[~cells.intermediate.astype(bool)]
+        if len(cells):
+            res, v, detail = _every_cell(cells, sign)
+            add(f"{P_}_EVERY_CELL", f"{P_}_EVERY_CELL", f"{name} {word} {metric} in every (P, F) cell"
+                + (" (no intermediate)" if effect == "pretrain" else ""),
+                f"share of cells with a {'positive' if sign > 0 else 'negative'} difference",
+                res, v, RULE_EVERY, detail)
+        pe = pooled_df[(pooled_df.metric == metric) & (pooled_df.effect == effect)] if len(pooled_df) else pooled_df
+        terms = {r.term: r._asdict() for r in pe.itertuples()} if len(pe) else {}
+        arms = str(pe.arms.iloc[0]) if len(pe) and "arms" in pe else ""
+        mean = terms.get("mean")
+        if mean is None:
+            continue
+        add(f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS", f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS",
+            f"{name} {word} {metric} on average", "pooled model: average difference (points)", mean,
+            _directional(mean["ci_lo"], mean["ci_hi"], sign), RULE_DIR[sign] + " (pooled model)",
+            f"{mean['model']}; arms: {arms}")
+        bf = by_f[(by_f.metric == metric) & (by_f.effect == effect)] if len(by_f) else by_f
+        slope = terms.get("log2_finetune")
+        if slope is not None:
+            v, d = narrows(mean, slope, bf, sign)
+            cid = f"{P_}_SHRINKS_WITH_F"
+            claim = ("the pre-training head start narrows as F grows" if effect == "pretrain"
+                     else "the intermediate penalty shrinks as F grows")
+            add(cid, cid, claim, "pooled model: change of the difference per doubling of F (points)", slope, v,
+                rule_narrows(sign), d)
+        slope = terms.get("log2_pretrain")
+        if slope is not None:
+            cid = "PT_GROWS_WITH_P" if effect == "pretrain" else "INT_WORSE_WITH_P"
+            claim = ("the pre-training gain grows with pre-training size" if effect == "pretrain"
+                     else "the intermediate penalty grows with pre-training size")
+            add(cid, cid, claim, "pooled model: change of the difference per doubling of P (points)", slope,
+                grows(mean, slope, sign), rule_grows(sign), f"pre-trained models only; arms: {arms}")
     out = pd.DataFrame(rows, columns=VERDICT_COLS)
     return attach(out, notes.items + fits.attrs.get("notes", []) + paired_int.attrs.get("notes", [])
                   + paired_pt.attrs.get("notes", []) + pooled_df.attrs.get("notes", []))
-
-
-HEADLINES = {
-    "HL1": "more pre-training and more fine-tuning data improve the downstream metric",
-    "HL2": "both pre-training and fine-tuning show diminishing returns",
-    "HL3": "intermediate fine-tuning on Intel classification lowers the downstream metric",
-}
-
-
-def _combine(*groups) -> str:
-    """yes if every component of every group is supported (and no group is empty), no if any is
-    not supported, else inconclusive."""
-    v = [x for g in groups for x in g]
-    if any(x == "not supported" for x in v):
-        return "no"
-    if v and all(len(list(g)) for g in groups) and all(x == "supported" for x in v):
-        return "yes"
-    return "inconclusive"
-
-
-def headline(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """headline.csv: whether each of the paper's three headline claims holds (yes/no/inconclusive)."""
-    v = verdicts
-    rows = []
-    for m in dict.fromkeys(v.metric):
-        vm = v[v.metric == m]
-
-        def sel(prefix, only_i0=False, vm=vm):
-            keep = vm.claim_id.str.startswith(prefix)
-            if only_i0:
-                keep &= ~vm.claim_id.str.endswith("_I1")
-            return vm[keep]
-
-        def count(df):
-            return ", ".join(f"{k}: {n}" for k, n in df.verdict.value_counts().sort_index().items()) or "none"
-
-        ft, pt = sel("FT_HELPS", True), pd.concat([sel("PT_EVERY_CELL"), sel("PT_HELPS")])
-        h1f, h1p, h2 = sel("H1_F", True), sel("H1_P", True), sel("H2_F", True)
-        hl3 = sel("INT_HURTS")
-        rows.append(dict(claim_id="HL1", claim=HEADLINES["HL1"], holds_in_ours=_combine(ft.verdict, pt.verdict),
-                         detail=f"{m}; fine-tuning gains (no intermediate): {count(ft)}; pre-training gains: "
-                                f"{count(pt)}", metric=m))
-        rows.append(dict(claim_id="HL2", claim=HEADLINES["HL2"],
-                         holds_in_ours=_combine(pd.concat([h1f, h2]).verdict, h1p.verdict),
-                         detail=f"{m}; falling per-doubling gains in F (no intermediate): {count(h1f)}; "
-                                f"plateau in F identified: {count(h2)}; falling per-doubling gains in P: {count(h1p)}",
-                         metric=m))
-        rows.append(dict(claim_id="HL3", claim=HEADLINES["HL3"], holds_in_ours=_combine(hl3.verdict),
-                         detail=f"{m}; pooled intermediate effect: {count(hl3)}; every cell: "
-                                f"{count(sel('INT_EVERY_CELL'))}", metric=m))
-    return pd.DataFrame(rows, columns=["claim_id", "claim", "holds_in_ours", "detail", "metric"])

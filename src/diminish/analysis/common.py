@@ -73,15 +73,32 @@ def n_seeds(ds: xr.Dataset) -> int:
     return int(ds.sizes["seed"])
 
 
+def _loc(ds: xr.Dataset, dim: str, value) -> int | None:
+    """Position of ``value`` on ``dim`` (pandas index lookup: much cheaper than ``.sel`` per cell)."""
+    index = ds.indexes[dim]
+    try:
+        loc = index.get_loc(value)
+    except KeyError:
+        return None
+    return loc if isinstance(loc, (int, np.integer)) else None
+
+
 def has_cell(ds: xr.Dataset, P, I, F) -> bool:
-    return P in ds.pretrain.values and I in ds.intermediate.values and F in ds.finetune.values
+    return all(_loc(ds, d, v) is not None for d, v in zip(CELL, (P, bool(I), F)))
 
 
 def seed_values(ds: xr.Dataset, metric: str, P, I, F) -> np.ndarray:
     """Finite per-seed values of one cell (empty for summary data or a cell outside the grid)."""
-    if is_summary(ds) or not has_cell(ds, P, I, F):
+    if is_summary(ds):
         return np.array([])
-    v = ds[metric].sel(pretrain=P, intermediate=I, finetune=F).values.astype(float)
+    locs = [_loc(ds, d, v) for d, v in zip(CELL, (P, bool(I), F))]
+    if any(x is None for x in locs):
+        return np.array([])
+    da = ds[metric]
+    if da.dims[:3] == CELL:
+        v = np.asarray(da.variable.values[tuple(locs)], dtype=float)
+    else:
+        v = da.sel(pretrain=P, intermediate=I, finetune=F).values.astype(float)
     return v[np.isfinite(v)]
 
 

@@ -77,7 +77,7 @@ def compare_paper(ds: xr.Dataset, metric: str = "miou", tolerance: float = DEFAU
 
 
 def headline_both(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """headline.csv with ``holds_in_paper`` beside ``holds_in_ours`` (both from claims.headline)."""
+    """headline.csv with ``holds_in_paper`` beside ``holds_in_ours`` (both from headline.headline)."""
     p = paper.rename(columns={"holds_in_ours": "holds_in_paper", "detail": "detail_paper"})
     out = ours.merge(p[["claim_id", "metric", "holds_in_paper", "detail_paper"]], on=["claim_id", "metric"], how="left")
     return out[["claim_id", "claim", "holds_in_ours", "detail", "metric", "holds_in_paper", "detail_paper"]]

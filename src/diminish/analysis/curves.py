@@ -12,16 +12,21 @@ summary, such as the paper's tables, whose 3-run SDs are too noisy to weight by)
   plateau), and the gain per doubling of F, ln(2) * d metric / d ln F, at F = 1000, 2000, 4000
   (NaN outside the condition's measured sizes) and at the smallest and largest measured F.
 
-Resampling. Per-seed data are resampled seed by seed within each cell, with a residual bootstrap
-when each cell has one seed; summary data draw each cell mean from N(mean, SD / sqrt(n)). All
-families of a condition see the same resampled data sets.
+Resampling (column ``boot``). Per-seed data with at least 3 seeds per cell are resampled seed by
+seed within each cell. With 1 or 2 seeds that carries almost no information (2 seeds give 3
+distinct resamples of a cell), so the residuals of the family's own fit, pooled over every point
+of the condition, are resampled instead (a residual bootstrap). Summary data draw each cell mean
+from N(mean, SD / sqrt(n)). All families of a condition see the same resampled data sets.
 
 When a plateau counts. The ``plateau`` column holds the asymptote only if the fit does not sit on
 a parameter bound, its bootstrap interval is no wider than ``max_plateau_width`` (10 points by
-default), and the data do not reject the family: AICc no more than ``max_delta_aicc`` (10) above
+default) and stays below the 100 % ceiling of the search (an interval that reaches it has no upper
+limit), and the data do not reject the family: AICc no more than ``max_delta_aicc`` (10) above
 the condition's best, where AICc exists. The last test stops a stiff but wrong family from
 reporting a tight, mistaken asymptote. Failing any of them leaves ``identified`` False and
-``plateau``/``f95`` NaN; ``plateau_est`` keeps the raw estimate and ``reason`` explains.
+``plateau``, ``plateau_lo``, ``plateau_hi`` and ``f95`` NaN; ``plateau_est`` keeps the raw estimate
+(not a plateau: never print it as one) and ``reason`` explains. The one plateau per condition that
+tables and text use is in plateaus.csv (:mod:`.plateaus`).
 
 The results are the ``fits.csv`` table and a Dataset of fitted curves with pointwise bootstrap
 bands on a log-spaced F grid, written to ``curves.nc`` by :func:`curves_to_netcdf`. The family
@@ -76,6 +81,15 @@ GAIN_AT = (1000, 2000, 4000)
 MAX_PLATEAU_WIDTH = 10.0
 MAX_DELTA_AICC = 10.0
 N_BOOT = 200
+MIN_SEEDS_RESAMPLE = 3  # fewer seeds per cell: residual bootstrap (see the module docstring)
+
+
+def boot_method(cd: CondData) -> str:
+    if cd.summary:
+        return "cell means drawn from N(mean, SD/sqrt(n))"
+    if cd.n_seeds < MIN_SEEDS_RESAMPLE:
+        return f"residual bootstrap of the fit ({cd.n_seeds} seed{'s' if cd.n_seeds != 1 else ''} per cell)"
+    return f"seeds resampled within each cell ({cd.n_seeds} per cell)"
 
 
 # ---------------------------------------------------------------- model selection
@@ -140,7 +154,7 @@ def bootstrap_samples(cd: CondData, n_boot: int, rng: np.random.Generator,
         m = np.array([c[1] for c in cd.cells])
         se = np.array([(c[2] if np.isfinite(c[2]) else 0.0) / np.sqrt(c[3]) for c in cd.cells])
         return m + rng.normal(size=(n_boot, len(m))) * se
-    if cd.n_seeds <= 1:
+    if cd.n_seeds < MIN_SEEDS_RESAMPLE:
         res = cd.y - fitted
         return fitted + rng.choice(res, size=(n_boot, len(res)), replace=True)
     return np.concatenate([rng.choice(v, size=(n_boot, len(v)), replace=True) for _, v in cd.cells], axis=1)
@@ -172,14 +186,16 @@ def fit_curves_detailed(ds: xr.Dataset, metric: str = "miou", families=tuple(FAM
             cd = condition_data(ds, metric, P, I)
             frange = (float(cd.F.min()), float(cd.F.max()))
             n_sizes = len(cd.cells)
-            if not cd.summary and cd.n_seeds == 1:
-                notes.add(f"{metric}: a single seed per cell: plateau intervals use a residual bootstrap")
+            if not cd.summary and cd.n_seeds < MIN_SEEDS_RESAMPLE:
+                notes.add(f"{metric}: {cd.n_seeds} seed(s) per cell: curve intervals use a residual bootstrap of "
+                          "each fit (resampling so few seeds would carry almost no information)")
             crow = []
             for j, name in enumerate(families):
                 fam = FAMILIES[name]
                 rng = np.random.default_rng([seed, stable_seed(metric, P, I, name)])
                 base = dict(metric=metric, pretrain=P, intermediate=I, family=name, n_params=fam.n_params,
-                            n_points=len(cd.y), n_sizes=n_sizes, f_min=frange[0], f_max=frange[1])
+                            n_points=len(cd.y), n_sizes=n_sizes, f_min=frange[0], f_max=frange[1],
+                            boot=boot_method(cd))
                 if n_sizes < fam.n_params + 1:
                     msg = f"skipped: {n_sizes} fine-tune sizes < {fam.n_params + 1} needed"
                     notes.add(f"{metric}: pretrain={P}, intermediate={I}, {name}: {msg}")
@@ -223,6 +239,8 @@ def fit_curves_detailed(ds: xr.Dataset, metric: str = "miou", families=tuple(FAM
                         reasons.append("no bootstrap interval")
                     elif hi_ - lo_ > max_plateau_width:
                         reasons.append(f"interval width {hi_ - lo_:.3g} > {max_plateau_width:g}")
+                    if np.isfinite(hi_) and hi_ >= A_MAX * (1 - BOUND_TOL):
+                        reasons.append(f"interval reaches the {A_MAX:g}% bound")  # open above: no upper limit
                     ident = not reasons
                     row.update(plateau=a if ident else np.nan, plateau_lo=float(lo_), plateau_hi=float(hi_),
                                plateau_est=a, identified=ident, reason="; ".join(reasons),
@@ -239,6 +257,9 @@ def fit_curves_detailed(ds: xr.Dataset, metric: str = "miou", families=tuple(FAM
                     r["reason"] = "; ".join(x for x in (r["reason"], f"rejected: delta AICc {d:.3g} > "
                                                         f"{max_delta_aicc:g}") if x)
                     r.update(identified=False, plateau=np.nan, f95=np.nan)
+            for r in ok:
+                if FAMILIES[r["family"]].saturating and not r["identified"]:
+                    r.update(plateau_lo=np.nan, plateau_hi=np.nan)  # no interval for what is not a plateau
             if ok:
                 if np.isfinite([r["aicc"] for r in ok]).any():
                     bi = int(np.nanargmin([r["aicc"] for r in ok]))
@@ -266,7 +287,7 @@ FIT_COLUMNS = [
     "akaike_weight", "loo_error", "plateau", "plateau_lo", "plateau_hi", "identified", "f95",
     "gain_1000", "gain_2000", "gain_4000", "best",
     # extra columns (not in the minimal contract)
-    "status", "reason", "plateau_est", "rss", "n_points", "n_sizes", "f_min", "f_max", "gain_fmin", "gain_fmax",
+    "status", "reason", "plateau_est", "rss", "n_points", "n_sizes", "f_min", "f_max", "gain_fmin", "gain_fmax", "boot",
 ]
 
 

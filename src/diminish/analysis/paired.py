@@ -14,15 +14,12 @@ Summary data (the paper's tables: no per-seed values) cannot be paired: each cel
 from the two means, SDs and n (Satterthwaite df), no permutation p and no d_z; ``d_pooled`` is the
 mean difference over the pooled SD instead. The ``method`` column says which was used.
 
-Pooled model (one per effect and metric): ordinary least squares on the per-seed differences with
-seed fixed effects (sum-coded, so the intercept stays the average effect) and HC3 standard errors,
-terms: the average effect at the mean covariates, its slope per doubling of F, per 100k pre-training
-images, and (pre-training effect only) the shift with intermediate fine-tuning. Why this model:
-with 2-3 seeds a random-effects variance (MixedLM) is estimated from 2-3 values and often lands on
-the boundary or fails to converge, and cluster-robust errors with 2-3 clusters are badly biased
-downward with G - 1 = 1-2 df; seed fixed effects cost 1-2 df, remove any shift common to a seed's
-runs exactly, and HC3 copes with a delta variance that changes with F. For summary data the same
-model is fitted to the cell mean differences (without seed terms).
+Small n. With n pairs the sign-flip p can take only a few values, the smallest being 2 / 2^n
+(0.5 for n = 2, 0.25 for n = 3): ``p_perm_min`` records it and ``perm_informative`` is True only
+when it can fall below 0.05 (n >= 6). d_z divides by an SD of n values; with n < 3 it is not
+reported (NaN, ``dz_note`` says why). The per-cell t interval is exact under normality but has
+n - 1 df (12.7 SEs wide each side with n = 2). The pooled model of :mod:`.pooled`, which borrows
+its error variance from every cell, carries information where the per-cell tests do not.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
@@ -32,19 +29,18 @@ import itertools
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 import xarray as xr
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from .common import Notes, attach, cell_stats, check_metric, is_summary, n_seeds
+from .pooled import POOLED_CELLS, POOLED_SEEDS, effect_by_f, pooled  # noqa: F401  (re-exported)
 
 METHOD_PAIRED = "paired t over seeds (+ exact sign-flip permutation)"
 METHOD_WELCH = "Welch t from summary statistics (mean, SD, n); not paired"
-POOLED_SEEDS = "OLS on per-seed differences, seed fixed effects (sum-coded), HC3 SEs"
-POOLED_CELLS = "OLS on cell mean differences (summary statistics), HC3 SEs"
 COLS = ["n", "mean_delta", "se", "t", "p_t", "p_perm", "dz", "p_holm", "ci_lo", "ci_hi", "method"]
-EXTRA = ["df", "d_pooled", "mean_treated", "mean_baseline"]
+EXTRA = ["df", "d_pooled", "mean_treated", "mean_baseline", "p_perm_min", "perm_informative", "dz_note"]
+DZ_MIN_N = 3
+PERM_ALPHA = 0.05
 
 
 def sign_flip_p(delta) -> float:
@@ -70,7 +66,9 @@ def paired_stats(treated, baseline) -> dict:
     out = dict(n=n, mean_delta=np.nan, se=np.nan, t=np.nan, p_t=np.nan, p_perm=np.nan, dz=np.nan,
                ci_lo=np.nan, ci_hi=np.nan, df=np.nan, d_pooled=np.nan, method=METHOD_PAIRED,
                mean_treated=float(t_[ok].mean()) if n else np.nan,
-               mean_baseline=float(b_[ok].mean()) if n else np.nan)
+               mean_baseline=float(b_[ok].mean()) if n else np.nan,
+               p_perm_min=2.0 / 2**n if n else np.nan, perm_informative=bool(n and 2.0 / 2**n <= PERM_ALPHA),
+               dz_note="" if n >= DZ_MIN_N else f"not reported: n = {n} < {DZ_MIN_N} pairs")
     if n == 0:
         return out
     out["mean_delta"] = float(d.mean())
@@ -79,7 +77,7 @@ def paired_stats(treated, baseline) -> dict:
         return out
     sd = float(d.std(ddof=1))
     se = sd / np.sqrt(n)
-    out.update(se=se, df=n - 1, dz=out["mean_delta"] / sd if sd > 0 else np.nan)
+    out.update(se=se, df=n - 1, dz=out["mean_delta"] / sd if sd > 0 and n >= DZ_MIN_N else np.nan)
     if se > 0:
         t = out["mean_delta"] / se
         out.update(t=t, p_t=float(2 * stats.t.sf(abs(t), n - 1)))
@@ -92,7 +90,8 @@ def welch_stats(m1, s1, n1, m0, s0, n0) -> dict:
     """Welch t of m1 - m0 from summary statistics (Satterthwaite df)."""
     out = dict(n=int(min(n1, n0)), mean_delta=m1 - m0, se=np.nan, t=np.nan, p_t=np.nan, p_perm=np.nan,
                dz=np.nan, ci_lo=np.nan, ci_hi=np.nan, df=np.nan, d_pooled=np.nan, method=METHOD_WELCH,
-               mean_treated=m1, mean_baseline=m0)
+               mean_treated=m1, mean_baseline=m0, p_perm_min=np.nan, perm_informative=False,
+               dz_note="not defined: summary statistics are not paired")
     if not (np.isfinite(m1) and np.isfinite(m0)) or min(n1, n0) < 2 or not (np.isfinite(s1) and np.isfinite(s0)):
         return out
     v1, v0 = s1**2 / n1, s0**2 / n0
@@ -112,9 +111,12 @@ def holm(p) -> np.ndarray:
     """Holm-adjusted p values; NaN entries stay NaN and are not counted."""
     p = np.asarray(p, dtype=float)
     out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    ok = np.flatnonzero(np.isfinite(p))
+    if len(ok):
+        order = ok[np.argsort(p[ok], kind="stable")]
+        m = len(order)
+        adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+        out[order] = np.minimum(adj, 1.0)
     return out
 
 
@@ -141,8 +143,12 @@ def _finish(rows, key_cols, notes, ds, metric, tail=()) -> pd.DataFrame:
         if n_seeds(ds) < 2:
             notes.add(f"{metric}: a single seed: no SE, t or interval can be computed (only the mean difference)")
         else:
-            notes.add(f"sign-flip permutation p is exact over 2^n patterns; with n = {n_seeds(ds)} pairs "
-                      f"its smallest two-sided value is {2 / 2 ** n_seeds(ds):.3g}")
+            n = n_seeds(ds)
+            notes.add(f"sign-flip permutation p is exact over 2^n patterns; with n = {n} pairs "
+                      f"its smallest two-sided value is {2 / 2 ** n:.3g}"
+                      + ("" if 2 / 2**n <= PERM_ALPHA else ", so it cannot show an effect at the 0.05 level"))
+            if n < DZ_MIN_N:
+                notes.add(f"d_z not reported: it needs n >= {DZ_MIN_N} pairs, the results have {n}")
     else:
         notes.add("summary statistics only (no per-seed values): Welch t per cell, no permutation p, no d_z")
     return attach(df, notes)
@@ -199,84 +205,6 @@ def paired_pretrain(ds: xr.Dataset, metric: str = "miou") -> pd.DataFrame:
                                      baseline_intermediate=base_I, **r))
     return _finish(rows, ["metric", "pretrain", "intermediate", "finetune"], notes, ds, metric,
                    tail=["baseline_intermediate"])
-
-
-# ---------------------------------------------------------------- pooled model
-
-
-def _deltas_long(ds, metric, effect) -> pd.DataFrame:
-    """Long table of differences: pretrain, intermediate, finetune, seed (-1 for summary), delta."""
-    rows = []
-    summ = is_summary(ds)
-    if effect == "intermediate":
-        pairs = [((P, True), (P, False)) for P in ds.pretrain.values
-                 if _has(ds, metric, P, True) and _has(ds, metric, P, False)]
-    else:
-        pairs = []
-        for P in ds.pretrain.values:
-            for I in ds.intermediate.values:
-                if P == 0 or not _has(ds, metric, P, I):
-                    continue
-                bI = bool(I) if _has(ds, metric, 0, I) else False
-                if _has(ds, metric, 0, bI):
-                    pairs.append(((P, bool(I)), (0, bI)))
-    for (P, I), (P0, I0) in pairs:
-        for F in ds.finetune.values:
-            if summ:
-                d = cell_stats(ds, metric, P, I, F)[0] - cell_stats(ds, metric, P0, I0, F)[0]
-                if np.isfinite(d):
-                    rows.append(dict(pretrain=int(P), intermediate=bool(I), finetune=int(F), seed=-1, delta=d))
-            else:
-                a = ds[metric].sel(pretrain=P, intermediate=I, finetune=F).values
-                b = ds[metric].sel(pretrain=P0, intermediate=I0, finetune=F).values
-                for s, x, y in zip(ds.seed.values, a, b):
-                    if np.isfinite(x) and np.isfinite(y):
-                        rows.append(dict(pretrain=int(P), intermediate=bool(I), finetune=int(F),
-                                         seed=int(s), delta=float(x - y)))
-    return pd.DataFrame(rows, columns=["pretrain", "intermediate", "finetune", "seed", "delta"])
-
-
-def pooled(ds: xr.Dataset, metric: str = "miou", effects=("intermediate", "pretrain")) -> pd.DataFrame:
-    """pooled.csv rows for one metric (see the module docstring for the model and why)."""
-    check_metric(ds, metric)
-    notes = Notes()
-    rows = []
-    for effect in effects:
-        d = _deltas_long(ds, metric, effect)
-        if d.empty:
-            notes.add(f"{metric}: pooled {effect} model skipped: no paired differences")
-            continue
-        cols = {"mean": np.ones(len(d))}
-        lf = np.log2(d.finetune.to_numpy(float))
-        if np.ptp(lf) > 0:
-            cols["log2_finetune"] = lf - lf.mean()
-        pt = d.pretrain.to_numpy(float) / 1e5
-        if np.ptp(pt) > 0:
-            cols["pretrain_100k"] = pt - pt.mean()
-        if effect == "pretrain":
-            it = d.intermediate.to_numpy(float)
-            if np.ptp(it) > 0:
-                cols["intermediate"] = it - it.mean()
-        n_terms = len(cols)
-        seeds = sorted(d.seed.unique())
-        if len(seeds) > 1:
-            for s in seeds[:-1]:
-                cols[f"seed[{s}]"] = (d.seed == s).astype(float).to_numpy() - (d.seed == seeds[-1]).astype(float).to_numpy()
-        X = np.column_stack(list(cols.values()))
-        y = d.delta.to_numpy(float)
-        if len(y) <= X.shape[1] + 1:
-            notes.add(f"{metric}: pooled {effect} model skipped: {len(y)} differences for {X.shape[1]} terms")
-            continue
-        model = POOLED_CELLS if ds.attrs.get("summary") or is_summary(ds) else POOLED_SEEDS
-        res = sm.OLS(y, X).fit(cov_type="HC3", use_t=True)
-        ci = np.asarray(res.conf_int(0.05))
-        for k, term in enumerate(list(cols)[:n_terms]):
-            rows.append(dict(metric=metric, effect=effect, term=term, estimate=float(res.params[k]),
-                             se=float(res.bse[k]), ci_lo=float(ci[k, 0]), ci_hi=float(ci[k, 1]),
-                             p=float(res.pvalues[k]), model=model, n_obs=len(y), df_resid=float(res.df_resid)))
-    out = pd.DataFrame(rows, columns=["metric", "effect", "term", "estimate", "se", "ci_lo", "ci_hi", "p", "model",
-                                      "n_obs", "df_resid"])
-    return attach(out, notes)
 
 
 def paired_tests(ds: xr.Dataset, metric: str = "miou") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

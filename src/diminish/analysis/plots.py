@@ -15,7 +15,8 @@ from .common import cell_stats, is_summary, seed_values
 def plot_fits(ds: xr.Dataset, table: pd.DataFrame, curves: xr.Dataset, metric: str, path: str | Path,
               family: str | None = None) -> Path:
     """One panel per intermediate setting; per pre-training size the cell means +- SD (and the seeds),
-    the chosen family's curve (the condition's best by default) and its 95% bootstrap band."""
+    the chosen family's curve (the condition's best by default) and its 95% bootstrap band over the
+    measured F range; legends outside the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,6 +49,7 @@ def plot_fits(ds: xr.Dataset, table: pd.DataFrame, curves: xr.Dataset, metric: s
             if len(pick):
                 r = pick.iloc[0]
                 c = cv.sel(pretrain=P, intermediate=I, family=r.family)
+                c = c.where((c.f >= min(Fs)) & (c.f <= max(Fs)), drop=True)  # the measured range only
                 ax.plot(c.f, c.fit, "-", color=col, lw=1.5)
                 ax.fill_between(c.f, c.lo, c.hi, color=col, alpha=0.18, lw=0)
                 label += f" ({r.family})"
@@ -55,14 +57,17 @@ def plot_fits(ds: xr.Dataset, table: pd.DataFrame, curves: xr.Dataset, metric: s
                     ax.axhline(r.plateau, color=col, ls=":", lw=1)
             ax.errorbar(Fs, ms, yerr=sds, fmt="o", color=col, ms=4, capsize=2, label=label)
         ax.set_xscale("log")
+        ticks = [float(f) for f in ds.finetune.values]
+        ax.set_xticks(ticks, [f"{f:g}" for f in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("fine-tune images F")
         ax.set_title(f"intermediate fine-tuning: {'yes' if I else 'no'}")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside the data
     axes[0][0].set_ylabel(f"{metric} (%)")
     fig.suptitle(f"{metric}: data (mean ± SD), fitted curve, 95% bootstrap band; dotted = identified plateau",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -10,23 +10,34 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
-from .claims import claims, headline
+from .claims import claims
 from .common import METRICS, is_summary, load, missing, n_seeds, summary, write_csv
 from .compare import DEFAULT_TOLERANCE, compare_paper, headline_both
-from .curves import MAX_DELTA_AICC, MAX_PLATEAU_WIDTH, N_BOOT, curves_to_netcdf, fit_curves_detailed
-from .paired import paired_intermediate, paired_pretrain, pooled
+from .contrasts import pools
+from .curves import (
+    MAX_DELTA_AICC,
+    MAX_PLATEAU_WIDTH,
+    MIN_SEEDS_RESAMPLE,
+    N_BOOT,
+    curves_to_netcdf,
+    fit_curves_detailed,
+)
+from .headline import headline
+from .paired import DZ_MIN_N, PERM_ALPHA, paired_intermediate, paired_pretrain
+from .plateaus import plateaus
+from .pooled import effect_by_f, pooled
 from .reference import load_reference
 from .transfer import transfer
 
 FILES = ("summary.csv", "fits.csv", "curves.nc", "paired_intermediate.csv", "paired_pretrain.csv", "pooled.csv",
          "verdicts.csv", "transfer.csv", "transfer_fit.csv", "compare.csv", "headline.csv", "missing.csv",
-         "report.json")
+         "report.json", "plateaus.csv", "effect_by_f.csv")
 
 
 def run_all(ds: xr.Dataset, metrics=METRICS, n_boot: int = N_BOOT, seed: int = 0, **fit_kw) -> dict:
     """Every table for every metric, in memory (keys are the file stems)."""
     out: dict = {"notes": []}
-    fits, curves, pi, pp, po, tr, tf, ver = [], [], [], [], [], [], [], []
+    fits, curves, pi, pp, po, tr, tf, ver, bf = [], [], [], [], [], [], [], [], []
     for m in metrics:
         f, c = fit_curves_detailed(ds, m, n_boot=n_boot, seed=seed, **fit_kw)
         fits.append(f)
@@ -34,11 +45,12 @@ def run_all(ds: xr.Dataset, metrics=METRICS, n_boot: int = N_BOOT, seed: int = 0
         pi.append(paired_intermediate(ds, m))
         pp.append(paired_pretrain(ds, m))
         po.append(pooled(ds, m))
+        bf.append(effect_by_f(ds, m))
         t, tfit = transfer(ds, m, fits=f)
         tr.append(t)
         tf.append(tfit)
-        ver.append(claims(ds, m, fits=f, paired_int=pi[-1], paired_pt=pp[-1], pooled_df=po[-1]))
-        for df in (f, pi[-1], pp[-1], po[-1], t, ver[-1]):
+        ver.append(claims(ds, m, fits=f, paired_int=pi[-1], paired_pt=pp[-1], pooled_df=po[-1], by_f=bf[-1]))
+        for df in (f, pi[-1], pp[-1], po[-1], bf[-1], t, tfit, ver[-1]):
             for n in df.attrs.get("notes", []):
                 if n not in out["notes"]:
                     out["notes"].append(n)
@@ -47,8 +59,9 @@ def run_all(ds: xr.Dataset, metrics=METRICS, n_boot: int = N_BOOT, seed: int = 0
         return pd.concat(dfs, ignore_index=True) if any(len(d) for d in dfs) else dfs[0]
 
     out.update(fits=cat(fits), curves=xr.concat(curves, dim="metric"), paired_intermediate=cat(pi),
-               paired_pretrain=cat(pp), pooled=cat(po), transfer=cat(tr), transfer_fit=cat(tf),
-               verdicts_all=cat(ver))
+               paired_pretrain=cat(pp), pooled=cat(po), effect_by_f=cat(bf), transfer=cat(tr),
+               transfer_fit=cat(tf), verdicts_all=cat(ver))
+    out["plateaus"] = plateaus(out["fits"])
     return out
 
 
@@ -86,7 +99,8 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
     write_csv(summary(ds, metrics), out_dir / "summary.csv")
     write_csv(res["fits"], out_dir / "fits.csv")
     curves_to_netcdf(res["curves"], out_dir / "curves.nc")
-    for k in ("paired_intermediate", "paired_pretrain", "pooled", "transfer", "transfer_fit"):
+    for k in ("paired_intermediate", "paired_pretrain", "pooled", "effect_by_f", "plateaus", "transfer",
+              "transfer_fit"):
         write_csv(res[k], out_dir / f"{k}.csv")
     va = res["verdicts_all"]
     write_csv(va[va.metric == metric], out_dir / "verdicts.csv")
@@ -124,6 +138,7 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
         "paper_spread": ref.attrs["spread_assumption"],
         "statistics": ("Welch t from summary statistics (no per-seed values)" if summ
                        else "paired by seed: t, exact sign-flip permutation, Holm"),
+        "small_n": small_n(ds),
         "headline": {r.claim_id: r.holds_in_ours for r in head_all[head_all.metric == metric].itertuples()},
         "headline_paper": {r.claim_id: r.holds_in_paper for r in head_all[head_all.metric == metric].itertuples()},
         "verdict_counts": {k: int(v) for k, v in va[va.metric == metric].verdict.value_counts().sort_index().items()},
@@ -133,6 +148,23 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
     }
     (out_dir / "report.json").write_text(json.dumps(_clean(info), indent=2, sort_keys=False) + "\n")
     return info
+
+
+def small_n(ds: xr.Dataset) -> dict:
+    """What the number of seeds allows, for the methods text (one source: the analysis modules' rules)."""
+    if is_summary(ds):
+        return {"per_seed": False}
+    n = n_seeds(ds)
+    return {
+        "per_seed": True,
+        "n_seeds": n,
+        "p_perm_min": 2.0 / 2**n if n else None,
+        "perm_informative": bool(n and 2.0 / 2**n <= PERM_ALPHA),
+        "dz_reported": n >= DZ_MIN_N,
+        "contrast_variance": "pooled over all cells" if pools(ds) else "each cell's own",
+        "curve_bootstrap": ("residual bootstrap of each fit" if n < MIN_SEEDS_RESAMPLE
+                            else "seeds resampled within each cell"),
+    }
 
 
 def _clean(o):

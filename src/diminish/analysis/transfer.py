@@ -2,12 +2,19 @@
 
 For a condition (P, I) and fine-tune size F, F_eff is the fine-tune size at which the from-scratch
 curve (P = 0, no intermediate stage; its best family in fits.csv unless one is named) reaches the
-condition's mean score; D_T = F_eff - F is the data the earlier stages were worth. Per condition,
-D_T = k F^alpha is fitted by least squares in log space over the points with D_T > 0.
+condition's mean score; D_T = F_eff - F is the data the earlier stages were worth. Every condition, with or without the
+intermediate stage, gets a row per F, negative D_T included (``status`` says what each value is).
+Per condition, D_T = k F^alpha is fitted by least squares in log space over the points with
+D_T > 0, and only with more points than its 2 parameters (>= 3): a line through 2 points is not a
+fit (k, alpha NaN; ``fit_note`` says why).
 
 F_eff outside the from-scratch curve's measured range [F_min, F_max] is an extrapolation of that
 curve: it is kept but flagged (``extrapolated``) and counted in ``transfer_fit.csv``
-(``n_extrapolated``). A score above the from-scratch asymptote has no finite F_eff (NaN, flagged).
+(``n_extrapolated``). A score above the from-scratch asymptote, or below the curve's value at
+F = 1, has no finite F_eff (NaN, flagged in ``status``). D_T is measured against the from-scratch
+*curve*, not its cells: where that curve misses the from-scratch mean at F, D_T is not 0 even when
+both scores are equal; ``scratch_residual`` (curve minus from-scratch mean at the same F, points)
+shows by how much.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
@@ -25,6 +32,7 @@ from .common import Notes, attach, cell_stats, check_metric, conditions
 from .curves import FAMILIES, fit_curves, predict
 
 F_SEARCH = (1.0, 1e9)
+MIN_FIT_POINTS = 3  # more points than the 2 parameters of D_T = k F^alpha
 
 
 def invert(name: str, theta, target: float) -> float:
@@ -42,9 +50,10 @@ def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = N
     """(transfer.csv rows, transfer_fit.csv rows) for one metric."""
     check_metric(ds, metric)
     notes = Notes()
-    cols = ["metric", "pretrain", "intermediate", "finetune", "f_eff", "d_t", "extrapolated", "score", "family"]
+    cols = ["metric", "pretrain", "intermediate", "finetune", "f_eff", "d_t", "extrapolated", "score", "family",
+            "status", "scratch_residual"]
     fcols = ["metric", "pretrain", "intermediate", "k", "alpha", "n_points", "n_extrapolated", "alpha_se",
-             "alpha_ci_lo", "alpha_ci_hi", "family"]
+             "alpha_ci_lo", "alpha_ci_hi", "family", "fit_note"]
     conds = conditions(ds, metric)
     if (0, False) not in conds:
         notes.add(f"{metric}: transfer skipped: no from-scratch (pretrain = 0, no intermediate) results")
@@ -78,8 +87,16 @@ def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = N
                 continue
             fe = invert(name, theta, m)
             extra = not (np.isfinite(fe) and fmin <= fe <= fmax)
+            if not np.isfinite(fe):
+                status = "no finite F_eff: the score is outside the from-scratch curve's range"
+            elif fe - F <= 0:
+                status = "D_T <= 0: worth no extra fine-tuning images" + (" (extrapolated)" if extra else "")
+            else:
+                status = "extrapolated beyond the measured F range" if extra else "ok"
+            m0 = cell_stats(ds, metric, 0, False, F)[0]
             rows.append(dict(metric=metric, pretrain=P, intermediate=I, finetune=int(F), f_eff=fe,
-                             d_t=fe - F if np.isfinite(fe) else np.nan, extrapolated=extra, score=m, family=name))
+                             d_t=fe - F if np.isfinite(fe) else np.nan, extrapolated=extra, score=m, family=name,
+                             status=status, scratch_residual=float(predict(name, theta, [F])[0]) - m0))
             pts.append((float(F), fe - F if np.isfinite(fe) else np.nan, extra))
         n_extra = sum(e for _, _, e in pts)
         if n_extra:
@@ -88,19 +105,20 @@ def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = N
         use = [(F, d, e) for F, d, e in pts if np.isfinite(d) and d > 0]
         fr = dict(metric=metric, pretrain=P, intermediate=I, k=np.nan, alpha=np.nan, n_points=len(use),
                   n_extrapolated=sum(e for _, _, e in use), alpha_se=np.nan, alpha_ci_lo=np.nan, alpha_ci_hi=np.nan,
-                  family=name)
-        if len(use) >= 2:
+                  family=name, fit_note="")
+        if len(use) >= MIN_FIT_POINTS:
             x = np.log([u[0] for u in use])
             y = np.log([u[1] for u in use])
             res = stats.linregress(x, y) if np.ptp(x) > 0 else None
             if res is not None:
                 fr.update(k=float(np.exp(res.intercept)), alpha=float(res.slope))
-                if len(use) > 2:
-                    q = stats.t.ppf(0.975, len(use) - 2)
-                    fr.update(alpha_se=float(res.stderr), alpha_ci_lo=float(res.slope - q * res.stderr),
-                              alpha_ci_hi=float(res.slope + q * res.stderr))
+                q = stats.t.ppf(0.975, len(use) - 2)
+                fr.update(alpha_se=float(res.stderr), alpha_ci_lo=float(res.slope - q * res.stderr),
+                          alpha_ci_hi=float(res.slope + q * res.stderr))
         else:
-            notes.add(f"{metric}: P={P}, I={I}: fewer than 2 positive D_T values; D_T = k F^alpha not fitted")
+            fr["fit_note"] = (f"not fitted: {len(use)} positive D_T value{'s' if len(use) != 1 else ''}; "
+                              f"D_T = k F^alpha needs at least {MIN_FIT_POINTS} (more points than parameters)")
+            notes.add(f"{metric}: P={P}, I={I}: {fr['fit_note']}")
         frows.append(fr)
     t = pd.DataFrame(rows, columns=cols)
     t["extrapolated"] = t["extrapolated"].astype(bool)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..analysis.families import SATURATING
 from ..config import ConfigError, ExperimentConfig, loads
 from ..results import read_results
 
@@ -45,7 +46,13 @@ ANALYSIS_FILES: dict[str, tuple[str, ...]] = {
     "headline": ("claim_id", "claim", "holds_in_ours", "detail"),
     "missing": ("pretrain", "intermediate", "finetune", "seed"),
 }
-BOOL_COLUMNS = ("intermediate", "identified", "best", "extrapolated", "within_tol")
+# Read when present (newer analyses write them; the report falls back to the files above).
+OPTIONAL_FILES: dict[str, tuple[str, ...]] = {
+    "plateaus": ("metric", "pretrain", "intermediate", "family", "plateau", "plateau_lo", "plateau_hi", "identified",
+                 "f95"),
+    "effect_by_f": ("metric", "effect", "finetune", "estimate", "ci_lo", "ci_hi"),
+}
+BOOL_COLUMNS = ("intermediate", "identified", "best", "extrapolated", "within_tol", "perm_informative")
 ANALYSIS_INPUTS = tuple(f"{name}.csv" for name in ANALYSIS_FILES) + ("curves.nc", "report.json")
 
 
@@ -92,6 +99,8 @@ def load_analysis(folder: str | Path) -> Analysis:
     if not folder.is_dir():
         raise ReportInputError(f"analysis folder not found: {folder}")
     tables = {name: read_csv(folder / f"{name}.csv", cols) for name, cols in ANALYSIS_FILES.items()}
+    tables.update({name: read_csv(folder / f"{name}.csv", cols) for name, cols in OPTIONAL_FILES.items()
+                   if (folder / f"{name}.csv").is_file()})
     curves_path = folder / "curves.nc"
     if not curves_path.is_file():
         raise ReportInputError(f"analysis file missing: {curves_path}")
@@ -201,3 +210,41 @@ def best_fit(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool)
     if not len(best):
         best = rows.sort_values(["aicc", "family"]).head(1)
     return best.iloc[0]
+
+
+def condition_plateau(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool,
+                      plateaus: pd.DataFrame | None = None) -> dict | None:
+    """The one plateau of a condition that every table and sentence prints, with its interval and
+    whether it is identified. From the analysis's ``plateaus.csv`` when given (one row per
+    condition); else the best saturating family of ``fits.csv`` (lowest AICc; by leave-one-out error
+    where AICc is undefined), the row the analysis's H2_F verdict reads. None when there is none."""
+    if plateaus is not None:
+        rows = plateaus[(plateaus["metric"] == metric) & (plateaus["pretrain"] == pretrain)
+                        & (plateaus["intermediate"] == intermediate)]
+        if not len(rows):
+            return None
+        r = rows.iloc[0]
+        return dict(family=str(r["family"]), plateau=float(r["plateau"]), plateau_lo=float(r["plateau_lo"]),
+                    plateau_hi=float(r["plateau_hi"]), identified=bool(r["identified"]), f95=float(r["f95"]))
+    rows = fits[(fits["metric"] == metric) & (fits["pretrain"] == pretrain) & (fits["intermediate"] == intermediate)
+                & fits["family"].astype(str).isin(SATURATING)]
+    if "status" in rows.columns:
+        rows = rows[rows["status"].astype(str) == "ok"]
+    if not len(rows):
+        return None
+    aicc = rows["aicc"].astype(float)
+    if np.isfinite(aicc).any():
+        r = rows.loc[aicc.idxmin()]
+    elif rows["loo_error"].notna().any():
+        r = rows.loc[rows["loo_error"].astype(float).abs().idxmin()]
+    else:
+        r = rows.iloc[0]
+    value = r["plateau_est"] if "plateau_est" in r and not pd.isna(r["plateau_est"]) else r["plateau"]
+    return dict(family=str(r["family"]), plateau=float(value), plateau_lo=float(r["plateau_lo"]),
+                plateau_hi=float(r["plateau_hi"]), identified=bool(r["identified"]), f95=float(r["f95"]))
+
+
+def plateau_of(inp: Inputs, pretrain: int, intermediate: bool) -> dict | None:
+    """:func:`condition_plateau` for the paper's metric, from plateaus.csv when the analysis wrote it."""
+    return condition_plateau(inp.analysis.fits, inp.metric, int(pretrain), bool(intermediate),
+                             inp.analysis.tables.get("plateaus"))

@@ -1,20 +1,22 @@
 """What every group of numbers.tex macros shares: the collector and the wording helpers.
 
 :class:`Numbers` gathers ``macros`` (name -> LaTeX) and ``flags`` (plain values the paper template
-branches on) and refuses a macro name that is not all letters or is set twice. The helpers turn
-counts into English ("in 4 of the 6 cells", "3 seeds", "a, b and c"), print signed differences,
-and pick rows of an analysis table by column values. The macros themselves are filled in by the
+branches on) and refuses a macro name that is not all letters or is set twice. The wording
+helpers live in :mod:`.statements` (re-exported here); this module adds the display names of
+curve families and pooled-model terms, signed differences, and row selection. The macros themselves are filled in by the
 ``macros_*`` modules; :mod:`.numbers` runs them in order and writes the file.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .latex import Tex, escape, num
+from .latex import Tex, escape, num, size_label
+from .statements import count_phrase, join_words, plural  # noqa: F401 - re-exported
 
 METRIC_LABEL = {"miou": "mIoU", "accuracy": "accuracy"}
 ALPHA = 0.05  # significance level for counting "significant" cells (Holm-adjusted p)
@@ -33,30 +35,6 @@ class Numbers:
         self.macros[name] = value if isinstance(value, Tex) else escape(value)
 
 
-def join_words(items: list[str]) -> str:
-    items = [str(i) for i in items]
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def plural(k: int, word: str) -> str:
-    """'1 seed' / '3 seeds'."""
-    return f"{k} {word}" if k == 1 else f"{k} {word}s"
-
-
-def count_phrase(k: int, n: int, unit: str = "cells") -> str:
-    """'in every one of the 6 cells' / 'in 4 of the 6 cells' / 'in none of the 6 cells'."""
-    one = unit[:-1] if unit.endswith("s") else unit
-    if n == 0:
-        return f"in no {one} (nothing to compare)"
-    if k == n:
-        return f"in the only {one}" if n == 1 else f"in every one of the {n} {unit}"
-    if k == 0:
-        return f"in none of the {n} {unit}"
-    return f"in {k} of the {n} {unit}"
-
-
 def snum(x: object) -> Tex:
     """A signed difference in points: +13.41 / $-$0.52."""
     return num(x, sign=True)
@@ -68,3 +46,54 @@ def rows_where(df: pd.DataFrame, **eq) -> pd.DataFrame:
     for k, v in eq.items():
         mask &= (df[k] == v).to_numpy()
     return df[mask]
+
+
+# Curve families: display name and formula (y in percent, F fine-tune images, a the plateau), and the
+# short name used as a column header in the fits table.
+# tests/test_report_planted.py checks that every family of diminish.analysis has an entry.
+FAMILY_TEX: dict[str, tuple[str, str]] = {
+    "pow3": ("power law", r"y = a - b\,(F/1000)^{-c}"),
+    "exp3": ("exponential", r"y = a - b\,e^{-F/s}"),
+    "mmf4": ("Morgan--Mercer--Flodin", r"y = a - \frac{a-b}{1+(F/k)^{d}}"),
+    "wbl4": ("Weibull", r"y = a - (a-b)\,e^{-(F/k)^{d}}"),
+    "log2": ("log-linear", r"y = a + b \ln F"),
+}
+
+
+FAMILY_SHORT = {"pow3": "power", "exp3": "exp.", "mmf4": "MMF", "wbl4": "Weibull", "log2": "log-lin."}
+
+
+def family_short(code: object) -> str:
+    return FAMILY_SHORT.get(str(code), str(code))
+
+
+def family_name(code: object) -> str:
+    """A family's display name ('power law'); unknown codes print as they are."""
+    return FAMILY_TEX.get(str(code), (str(code), ""))[0]
+
+
+# Pooled-model terms: what the coefficient measures, in words.
+TERM_TEXT = {
+    "mean": "mean paired difference",
+    "log2_finetune": "change per doubling of F",
+    "log2_pretrain": "change per doubling of P",
+    "pretrain_100k": "change per 100k pre-training images",
+    "intermediate": "shift when the intermediate stage is on",
+}
+
+
+def readable(text: object) -> str:
+    """Analysis wording for print: mIoU's proper name, pooled-model terms in words, no code quotes."""
+    s = re.sub(r"\bmiou\b", "mIoU", str(text))
+    s = re.sub(r"pooled model term '(\w+)'", lambda m: "pooled model: " + TERM_TEXT.get(m.group(1), m.group(1)), s)
+    s = s.replace("pp/doubling^2", "points per doubling, per doubling").replace("(pp)", "(points)")
+    return s
+
+
+def condition_label(pretrain: object, intermediate: object | None = None) -> str:
+    """'no pre-training, without the intermediate stage' / '45k pre-training images, with ...'."""
+    p = int(pretrain)  # type: ignore[arg-type]
+    head = "no pre-training" if p == 0 else f"{size_label(p)} pre-training images"
+    if intermediate is None:
+        return head
+    return head + (", with the intermediate stage" if bool(intermediate) else ", without the intermediate stage")

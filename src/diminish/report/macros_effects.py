@@ -1,11 +1,12 @@
 """numbers.tex macros about the measured effects and the fitted learning curves.
 
-Pre-training and the intermediate stage: how many paired cells move each way, how many are
-significant after Holm correction, the largest and smallest intermediate effect, and the pooled
-model's average effect with its interval; the direction words come from the same counts. Curves:
-how many conditions have an identified plateau, which family fits best most often, plateaus,
-gains per doubling and F95 for the no-pre-training and largest-pre-training conditions, and the
-effective-transfer exponent.
+Pre-training and the intermediate stage: one effect sentence each (cell counts, the pooled
+model's mean difference and interval), the Holm-significant cells, how the difference moves with
+F and P, and why the pooled mean may differ from the plain mean of the cells. Curves: the plateau
+of each condition (one value or "not identified", shared with the tables), the most frequent best
+family, and the effective-transfer exponent. (Diminishing returns in both senses are claims of the
+analysis, worded in :mod:`.macros_claims`.) Every sentence is built by a
+:mod:`.statements` function from the numbers it cites.
 """
 
 from __future__ import annotations
@@ -13,160 +14,172 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .inputs import Inputs, best_fit
-from .latex import Tex, integer, interval, isnan, num, pvalue, sci, size_label
-from .macros import ALPHA, METRIC_LABEL, Numbers, count_phrase, rows_where
+from .inputs import Inputs, plateau_of
+from .latex import Tex, integer, isnan, num
+from .macros import (
+    ALPHA,
+    METRIC_LABEL,
+    Numbers,
+    condition_label,
+    count_phrase,
+    family_name,
+    rows_where,
+)
+from .statements import (
+    effect_sentence,
+    plateau_phrase,
+    pooled_vs_cells,
+    range_phrase,
+    side,
+    significant_cells,
+    trend_sentence,
+)
+
+
+def pooled_term(pooled: pd.DataFrame, metric: str, effect: str, term: str) -> pd.Series | None:
+    rows = pooled[(pooled["metric"] == metric) & (pooled["effect"] == effect) & (pooled["term"].astype(str) == term)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, effect: str) -> None:
+    """The macros <tag>Effect, <tag>Significance, <tag>PooledNote, <tag>TrendF, <tag>TrendP."""
+    label = METRIC_LABEL[inp.metric]
+    d = df["mean_delta"].to_numpy(float)
+    ok = ~np.isnan(d)
+    tot, pos, neg = int(ok.sum()), int((d > 0).sum()), int((d < 0).sum())
+    sig = df["p_holm"].to_numpy(float) < ALPHA
+    up, down = int((sig & (d > 0)).sum()), int((sig & (d < 0)).sum())
+    pooled = inp.analysis.pooled
+    mean = pooled_term(pooled, inp.metric, effect, "mean")
+    seeds = len(n.flags["seeds"])
+    if mean is not None:
+        est, lo, hi, src = mean["estimate"], mean["ci_lo"], mean["ci_hi"], "pooled model"
+    else:  # no pooled model: the plain mean of the cells, without an interval
+        est, lo, hi, src = (float(np.nanmean(d)) if tot else np.nan), np.nan, np.nan, "mean of the cells"
+    n.set(f"{tag}Effect", effect_sentence(subject, label, pos, neg, tot, est, lo, hi, seeds=seeds, source=src))
+    n.set(f"{tag}Significance", significant_cells(up, down, tot, noun=f"the difference {subject} makes"))
+    n.set(f"{tag}Cells", integer(tot))
+    n.flags[f"{tag.lower()}_side"] = side(lo, hi)
+    n.flags[f"{tag.lower()}_cells"] = tot
+    arms = ("with and without the intermediate stage" if effect == "pretrain" and df["intermediate"].nunique() > 1
+            else "every pre-training size" if effect == "intermediate" else "the cells without the intermediate stage")
+    if mean is not None and isinstance(mean.get("arms"), str) and mean["arms"].strip():
+        arms = mean["arms"].strip()
+    n_obs = int(mean["n_obs"]) if mean is not None and "n_obs" in mean and not isnan(mean["n_obs"]) else int(df["n"].sum())
+    n.set(f"{tag}PooledNote", pooled_vs_cells(est, float(np.nanmean(d)) if tot else np.nan, tot, n_obs, arms)
+          if mean is not None else Tex(""))
+    # along F: ends averaged over the other factors, slope from the pooled model
+    F = sorted(df["finetune"].unique())
+    slope = pooled_term(pooled, inp.metric, effect, "log2_finetune")
+    if len(F) >= 2:
+        at = df.groupby("finetune")["mean_delta"].mean()
+        by_f = inp.analysis.tables.get("effect_by_f")
+        if by_f is not None:
+            rows = by_f[(by_f["metric"] == inp.metric) & (by_f["effect"] == effect)]
+            if len(rows):  # the pooled model's average at each F (same cells as its slope)
+                at = rows.set_index("finetune")["estimate"]
+                F = sorted(at.index)
+        s = (slope["estimate"], slope["ci_lo"], slope["ci_hi"]) if slope is not None else (np.nan,) * 3
+        n.set(f"{tag}TrendF", trend_sentence(f"averaged over pre-training sizes, the difference {subject} makes",
+                                             at[F[0]], at[F[-1]], int(F[0]), int(F[-1]), *s,
+                                             short=f"the difference {subject} makes"))
+    else:
+        n.set(f"{tag}TrendF", Tex(""))
+    # along P (over the pre-training sizes the effect is measured at)
+    P = sorted(df["pretrain"].unique())
+    if len(P) < 2:
+        n.set(f"{tag}TrendP", Tex(""))
+    else:
+        at = df.groupby("pretrain")["mean_delta"].mean()
+        per_doubling = pooled_term(pooled, inp.metric, effect, "log2_pretrain")
+        linear = pooled_term(pooled, inp.metric, effect, "pretrain_100k")
+        if per_doubling is not None:
+            s, per = (per_doubling["estimate"], per_doubling["ci_lo"], per_doubling["ci_hi"]), ""
+        elif linear is not None:  # a slope per 100k images, restated over the measured span of P
+            span = (P[-1] - P[0]) / 1e5
+            s = (linear["estimate"] * span, linear["ci_lo"] * span, linear["ci_hi"] * span)
+            per = f"From $P={integer(P[0])}$ to $P={integer(P[-1])}$ (a straight line in $P$)"
+        else:
+            s, per = (np.nan,) * 3, ""
+        n.set(f"{tag}TrendP", trend_sentence(f"averaged over fine-tune sizes, the difference {subject} makes",
+                                             at[P[0]], at[P[-1]], int(P[0]), int(P[-1]), *s, axis="P", per=per,
+                                             short=f"the difference {subject} makes"))
 
 
 def add_pretrain_effect(n: Numbers, inp: Inputs) -> None:
     df = rows_where(inp.analysis.paired_pretrain, metric=inp.metric)
-    if False in n.flags["I"]:
-        df = df[df["intermediate"] == False]  # noqa: E712 - pandas comparison
-    tot = len(df)
-    pos = int((df["mean_delta"] > 0).sum())
-    sig = int(((df["mean_delta"] > 0) & (df["p_holm"] < ALPHA)).sum())
-    n.set("PretrainCells", integer(tot))
-    n.set("PretrainPositive", integer(pos))
-    n.set("PretrainSignificant", integer(sig))
-    label = METRIC_LABEL[inp.metric]
-    if tot and pos * 2 < tot:
-        n.set("PretrainDirection", f"is lower with pre-training than without {count_phrase(tot - pos, tot)}")
-    else:
-        n.set("PretrainDirection", f"is higher with pre-training than without {count_phrase(pos, tot)}")
-    if tot and pos * 2 >= tot:
-        n.set("PretrainVerb", f"raises {label} {count_phrase(pos, tot)}")
-    else:
-        n.set("PretrainVerb", f"lowers {label} {count_phrase(tot - pos, tot)}")
-    n.set("PretrainSignificance", f"the difference is significant after Holm correction "
-                                  f"{count_phrase(sig, tot)}")
-    n.flags.update(pretrain_all_positive=tot > 0 and pos == tot, pretrain_none_positive=pos == 0,
-                   pretrain_cells=tot, pretrain_majority_positive=tot > 0 and pos * 2 >= tot)
-    pooled = _pooled_main(rows_where(inp.analysis.pooled, metric=inp.metric), "pretrain")
-    n.flags["has_pooled_pretrain"] = pooled is not None
-    if pooled is not None:
-        n.set("PooledPretrain", num(pooled["estimate"], sign=True))
-        n.set("PooledPretrainCI", interval(pooled["ci_lo"], pooled["ci_hi"]))
+    if pretrain_arm_only(inp):
+        df = df[df["intermediate"] == False]  # noqa: E712 - the cells the pooled model uses
+    _effect(n, inp, "Pretrain", "pre-training", df, "pretrain")
+    n.flags["has_pooled_pretrain"] = pooled_term(inp.analysis.pooled, inp.metric, "pretrain", "mean") is not None
 
 
-def _pooled_main(df: pd.DataFrame, effect: str) -> pd.Series | None:
-    """The average-effect row of the pooled model (term 'mean' when present, else the first main term)."""
-    rows = df[df["effect"] == effect]
-    mean = rows[rows["term"].astype(str).isin(["mean", effect, "Intercept"])]
-    if len(mean):
-        return mean.iloc[0]
-    rows = rows[~rows["term"].astype(str).str.contains(":")]
-    return rows.iloc[0] if len(rows) else None
+def pretrain_arm_only(inp: Inputs) -> bool:
+    """Whether the pooled pre-training model uses only the cells without the intermediate stage (the
+    analysis records no 'intermediate' term then), so the sentences and Table paired-pretrain do too."""
+    pooled = inp.analysis.pooled
+    terms = set(pooled[(pooled["effect"] == "pretrain") & (pooled["metric"] == inp.metric)]["term"].astype(str))
+    return "intermediate" not in terms and bool((inp.analysis.paired_pretrain["intermediate"] == False).any())  # noqa: E712
 
 
 def add_intermediate_effect(n: Numbers, inp: Inputs) -> None:
     df = rows_where(inp.analysis.paired_intermediate, metric=inp.metric)
-    tot = len(df)
-    neg = int((df["mean_delta"] < 0).sum())
-    sig = int(((df["mean_delta"] < 0) & (df["p_holm"] < ALPHA)).sum())
-    sigpos = int(((df["mean_delta"] > 0) & (df["p_holm"] < ALPHA)).sum())
-    n.set("IntermediateCells", integer(tot))
-    n.set("IntermediateNegative", integer(neg))
-    n.set("IntermediateSignificant", integer(sig))
-    n.set("IntermediateSignificantPositive", integer(sigpos))
-    if tot and neg * 2 >= tot:
-        n.set("IntermediateDirection", f"lowers {METRIC_LABEL[inp.metric]} {count_phrase(neg, tot)}")
-    else:
-        n.set("IntermediateDirection", f"raises {METRIC_LABEL[inp.metric]} {count_phrase(tot - neg, tot)}")
-    n.set("IntermediateSignificance", f"the drop is significant after Holm correction {count_phrase(sig, tot)}")
-    if tot:
+    _effect(n, inp, "Intermediate", "the intermediate stage", df, "intermediate")
+    n.flags["has_pooled_intermediate"] = pooled_term(inp.analysis.pooled, inp.metric, "intermediate", "mean") is not None
+    if len(df):
         worst = df.loc[df["mean_delta"].idxmin()]
-        least = df.loc[df["mean_delta"].idxmax()]
-        n.set("IntermediateWorst", num(worst["mean_delta"], sign=True))
-        n.set("IntermediateWorstPretrain", size_label(worst["pretrain"]))
-        n.set("IntermediateWorstFinetune", integer(worst["finetune"]))
-        n.set("IntermediateLeast", num(least["mean_delta"], sign=True))
-        n.set("IntermediateLeastPretrain", size_label(least["pretrain"]))
-        n.set("IntermediateLeastFinetune", integer(least["finetune"]))
-        # does the effect shrink with more fine-tuning data? compare mean |delta| at min vs max F
-        fmin, fmax = df["finetune"].min(), df["finetune"].max()
-        at_min = df[df["finetune"] == fmin]["mean_delta"].mean()
-        at_max = df[df["finetune"] == fmax]["mean_delta"].mean()
-        n.set("IntermediateAtMinF", num(at_min, sign=True))
-        n.set("IntermediateAtMaxF", num(at_max, sign=True))
-        n.flags["intermediate_shrinks"] = bool(abs(at_max) < abs(at_min))
-        n.set("PermFloor", Tex(f"{2.0 / 2 ** int(df['n'].max()):.3g}"))
-    pooled = _pooled_main(rows_where(inp.analysis.pooled, metric=inp.metric), "intermediate")
-    n.flags["has_pooled_intermediate"] = pooled is not None
-    if pooled is not None:
-        n.set("PooledIntermediate", num(pooled["estimate"], sign=True))
-        n.set("PooledIntermediateCI", interval(pooled["ci_lo"], pooled["ci_hi"]))
-        n.set("PooledIntermediateP", pvalue(pooled["p"]))
-        n.set("PooledModel", str(pooled["model"]))
-        n.flags["pooled_intermediate_sign"] = (
-            "negative" if pooled["ci_hi"] < 0 else "positive" if pooled["ci_lo"] > 0 else "unclear")
-    n.flags.update(intermediate_cells=tot, intermediate_all_negative=tot > 0 and neg == tot,
-                   intermediate_mostly_negative=tot > 0 and neg * 2 >= tot, intermediate_negative=neg)
+        best = df.loc[df["mean_delta"].idxmax()]
+        n.set("IntermediateLow", num(worst["mean_delta"], sign=True))
+        n.set("IntermediateLowWhere", f"{condition_label(worst['pretrain'])}, {int(worst['finetune'])} fine-tuning images")
+        n.set("IntermediateHigh", num(best["mean_delta"], sign=True))
+        n.set("IntermediateHighWhere", f"{condition_label(best['pretrain'])}, {int(best['finetune'])} fine-tuning images")
 
 
-def plateau_text(row: pd.Series | None) -> Tex:
-    """'68.12\\% [66.01, 70.30]' or 'not identified'."""
-    if row is None or not bool(row["identified"]) or isnan(row["plateau"]):
+def plateau_text(p: dict | None) -> Tex:
+    """One condition's plateau as printed everywhere: '62.44\\% [55.02, 82.76]' or 'not identified'."""
+    if p is None:
         return Tex("not identified")
-    return Tex(f"{num(row['plateau'])}\\% {interval(row['plateau_lo'], row['plateau_hi'])}")
+    return plateau_phrase(p["plateau"], p["plateau_lo"], p["plateau_hi"], p["identified"])
 
 
 def add_fits(n: Numbers, inp: Inputs) -> None:
-    fits = inp.analysis.fits
-    P = n.flags["P"]
-    i0 = False if False in n.flags["I"] else n.flags["I"][0]
-    mf = rows_where(fits, metric=inp.metric)
-    n_cond = mf.groupby(["pretrain", "intermediate"]).ngroups if len(mf) else 0
-    ident_best = 0
-    best_families = []
-    for (p, i), _ in (mf.groupby(["pretrain", "intermediate"]) if len(mf) else []):
-        b = best_fit(mf, inp.metric, p, i)
-        if b is not None:
-            best_families.append(str(b["family"]))
-            ident_best += bool(b["identified"])
-    n.set("FitConditions", integer(n_cond))
-    n.set("FitIdentified", integer(ident_best))
-    n.set("FitIdentifiedIn", count_phrase(ident_best, n_cond, "conditions"))
-    n.set("FitIdentifiedPhrase", f"identified {count_phrase(ident_best, n_cond, 'conditions')}")
-    fam = pd.Series(best_families).value_counts() if best_families else pd.Series(dtype=int)
+    fits = rows_where(inp.analysis.fits, metric=inp.metric)
+    conds = sorted({(int(p), bool(i)) for p, i in zip(fits["pretrain"], fits["intermediate"])})
+    plateaus = {c: plateau_of(inp, *c) for c in conds}
+    ident = sum(bool(p and p["identified"]) for p in plateaus.values())
+    n.set("FitConditions", integer(len(conds)))
+    n.set("FitIdentifiedIn", count_phrase(ident, len(conds), "conditions"))
+    n.flags.update(fit_conditions=len(conds), fit_identified=ident)
+    best = fits[fits["best"] == True]  # noqa: E712
+    fam = best["family"].astype(str).value_counts()
     if len(fam):
         top = sorted(fam.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-        n.set("FitModalFamily", top[0])
-        n.set("FitModalCount", integer(top[1]))
+        n.set("FitModalFamily", family_name(top[0]))
+        n.set("FitModalIn", count_phrase(int(top[1]), len(conds), "conditions"))
     else:
-        n.set("FitModalFamily", "--")
-        n.set("FitModalCount", integer(0))
-    n.flags["fit_conditions"] = n_cond
-    n.flags["fit_identified"] = ident_best
-    n.flags["log2_best"] = int(sum(f == "log2" for f in best_families))
-    n.set("FitLogBest", integer(n.flags["log2_best"]))
-    n.flags["gains_in_range"] = min(n.flags["F"]) <= 1000 and max(n.flags["F"]) >= 4000
+        n.set("FitModalFamily", "none")
+        n.set("FitModalIn", count_phrase(0, len(conds), "conditions"))
+    n.set("FitLogBestIn", count_phrase(int(fam.get("log2", 0)), len(conds), "conditions"))
+    P = n.flags["P"]
+    i0 = False if False in n.flags["I"] else n.flags["I"][0]
     for tag, p in (("Base", 0 if 0 in P else None), ("Top", max(P))):
-        b = best_fit(mf, inp.metric, p, i0) if p is not None else None
-        n.set(f"Plateau{tag}", plateau_text(b))
-        n.set(f"Plateau{tag}Family", str(b["family"]) if b is not None else "--")
-        n.flags[f"plateau_{tag.lower()}_identified"] = bool(b is not None and b["identified"])
-        gains = [b[f"gain_{g}"] if b is not None else np.nan for g in (1000, 2000, 4000)]
-        for word, g in zip(("Thousand", "TwoThousand", "FourThousand"), gains):
-            n.set(f"Gain{tag}{word}", num(g))
-        n.flags[f"{tag.lower()}_gains_known"] = not any(isnan(g) for g in gains)
-        n.set(f"FNinetyFive{tag}", integer(round(b["f95"])) if b is not None and not isnan(b["f95"])
-              else Tex("not identified"))
+        pl = plateaus.get((p, i0)) if p is not None else None
+        n.set(f"Plateau{tag}", plateau_text(pl))
+        n.set(f"Plateau{tag}Family", f" ({family_name(pl['family'])} family)" if pl and pl["identified"] else "")
 
 
 def add_transfer(n: Numbers, inp: Inputs) -> None:
     tf = rows_where(inp.analysis.transfer_fit, metric=inp.metric)
     tr = rows_where(inp.analysis.transfer, metric=inp.metric)
     n.flags["has_transfer"] = len(tr) > 0
-    n.set("TransferPoints", integer(len(tr)))
+    d = tr["d_t"].to_numpy(float) if len(tr) else np.array([])
+    n.set("TransferPoints", integer(int((~np.isnan(d)).sum())))
+    n.set("TransferNegative", integer(int((d <= 0).sum())))
     n.set("TransferExtrapolated", integer(int(tr["extrapolated"].astype(bool).sum()) if len(tr) else 0))
-    if False in n.flags["I"]:
-        tf = tf[tf["intermediate"] == False]  # noqa: E712
-    tf = tf.dropna(subset=["alpha"]).sort_values("pretrain")
-    n.flags["has_transfer_fit"] = len(tf) > 0
-    if len(tf):
-        top = tf.iloc[-1]
-        n.set("TransferAlphaTop", num(top["alpha"]))
-        n.set("TransferKTop", sci(top["k"]))
-        n.set("TransferPretrainTop", size_label(top["pretrain"]))
-        n.set("TransferAlphaMin", num(tf["alpha"].min()))
-        n.set("TransferAlphaMax", num(tf["alpha"].max()))
+    # a power law has two parameters: with fewer than three points it is not a fit
+    fitted = tf.dropna(subset=["alpha"])
+    fitted = fitted[fitted["n_points"] >= 3]
+    n.flags["has_transfer_fit"] = len(fitted) > 0
+    n.set("TransferFitted", integer(len(fitted)))
+    n.set("TransferFittedIn", count_phrase(len(fitted), len(tf), "conditions"))
+    n.set("TransferAlphaRange", range_phrase(list(fitted["alpha"]), "exponent"))

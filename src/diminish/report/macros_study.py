@@ -9,11 +9,58 @@ where the results came from (config hash, date).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from ..config import ExperimentConfig, StageConfig, load
 from .inputs import Inputs, cell_stats
 from .latex import integer, isnan, num, size_label
 from .macros import METRIC_LABEL, Numbers, count_phrase, join_words, plural, rows_where, snum
+from .statements import headline_sentence, settings_sentence
+
+# The original study's settings (Appendix A1 and its ViNy), as the repository's paper config states them.
+PAPER_CONFIG = Path(__file__).resolve().parents[3] / "experiments" / "paper.toml"
+MODEL_FIELDS = ("image_size", "patch_size", "dim", "depth", "heads", "dim_head", "mlp_dim")
+STAGE_FIELDS = ("epochs", "lr", "weight_decay", "gamma", "milestones", "warmup_epochs", "grad_clip")
+STAGE_NAMES = (("pretrain", "pre-training"), ("intermediate", "intermediate"), ("finetune", "fine-tuning"))
+
+
+def paper_config(path: Path = PAPER_CONFIG) -> ExperimentConfig | None:
+    """The paper's configuration, or None where the repository's experiments/ folder is absent."""
+    return load(path) if path.is_file() else None
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, tuple):
+        return "{" + ", ".join(str(x) for x in v) + "}"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def differences_from_paper(cfg: ExperimentConfig, paper: ExperimentConfig) -> list[str]:
+    """What in ``cfg`` differs from the paper's model and Appendix A1 schedule, in words
+    ('fine-tuning epochs 4 (paper: 100)'); empty when the settings are the paper's. Batch sizes
+    are left out: the paper does not give them."""
+    out = [f"model {f.replace('_', ' ')} {_fmt(getattr(cfg.model, f))} (paper: {_fmt(getattr(paper.model, f))})"
+           for f in MODEL_FIELDS if getattr(cfg.model, f) != getattr(paper.model, f)]
+    if cfg.simmim.mask_ratio != paper.simmim.mask_ratio:
+        out.append(f"mask ratio {cfg.simmim.mask_ratio:g} (paper: {paper.simmim.mask_ratio:g})")
+    for attr, name in STAGE_NAMES:
+        ours: StageConfig = getattr(cfg, attr)
+        theirs: StageConfig = getattr(paper, attr)
+        for f in STAGE_FIELDS:
+            a, b = getattr(ours, f), getattr(theirs, f)
+            if a != b:
+                out.append(f"{name} {f.replace('_', ' ').replace('lr', 'learning rate')} {_fmt(a)} (paper: {_fmt(b)})")
+    return out
+
+
+def params_of(model_cfg) -> int:
+    return model_cfg.backbone_parameters
+
+
+def millions(k: int) -> str:
+    return f"{k / 1e6:.2f}M" if k >= 1e6 else f"{k:,}"
 
 
 def add_grid(n: Numbers, inp: Inputs) -> None:
@@ -51,14 +98,37 @@ def add_grid(n: Numbers, inp: Inputs) -> None:
 
 
 def add_config(n: Numbers, inp: Inputs) -> None:
-    from ..config import ExperimentConfig
-
     cfg = inp.config
     n.flags["has_config"] = cfg is not None
     n.flags["config_error"] = inp.config_error
     shown = cfg if cfg is not None else ExperimentConfig(name="defaults")
     m = shown.model
-    params = m.backbone_parameters
+    params = params_of(m)
+    paper = paper_config()
+    diffs = differences_from_paper(cfg, paper) if cfg is not None and paper is not None else None
+    n.set("SettingsSentence", settings_sentence(diffs))
+    n.flags["settings_are_papers"] = diffs == []
+    n.flags["model_is_papers"] = paper is not None and all(getattr(m, f) == getattr(paper.model, f)
+                                                           for f in MODEL_FIELDS)
+    n.flags["has_paper_config"] = paper is not None
+    if paper is not None:
+        pm_ = paper.model
+        n.set("PaperDepth", integer(pm_.depth))
+        n.set("PaperDim", integer(pm_.dim))
+        n.set("PaperHeads", integer(pm_.heads))
+        n.set("PaperMlpDim", integer(pm_.mlp_dim))
+        n.set("PaperParams", millions(params_of(pm_)))
+        for attr, _ in STAGE_NAMES:
+            st = getattr(paper, attr)
+            tag = {"pretrain": "Pretrain", "intermediate": "Intermediate", "finetune": "Finetune"}[attr]
+            n.set(f"Paper{tag}Epochs", integer(st.epochs))
+            n.set(f"Paper{tag}Lr", _fmt(st.lr))
+    if cfg is not None:
+        for attr, _ in STAGE_NAMES:
+            st = getattr(cfg, attr)
+            tag = {"pretrain": "Pretrain", "intermediate": "Intermediate", "finetune": "Finetune"}[attr]
+            n.set(f"{tag}Epochs", integer(st.epochs))
+            n.set(f"{tag}Lr", _fmt(st.lr))
     for name, value in (("ImageSize", m.image_size), ("PatchSize", m.patch_size), ("ModelDim", m.dim),
                         ("Depth", m.depth), ("Heads", m.heads), ("DimHead", m.dim_head), ("MlpDim", m.mlp_dim),
                         ("NumPatches", m.num_patches), ("SegHeadOut", m.patch_size**2 * 3),
@@ -134,11 +204,11 @@ def add_compare(n: Numbers, inp: Inputs) -> None:
     n.set("CompareWithinPhrase", f"within the tolerance {count_phrase(int(c['within_tol'].astype(bool).sum()), len(c))}"
           if len(c) else "not comparable (no cell in common)")
     h = inp.analysis.headline
+    if "metric" in h.columns:
+        h = h[h["metric"] == inp.metric]
     holds = h["holds_in_ours"].astype(str).str.strip().str.lower()
-    n.set("HeadlineClaims", integer(len(h)))
-    n.set("HeadlineHold", integer(int((holds == "yes").sum())))
-    n.set("HeadlineFail", integer(int((holds == "no").sum())))
-    n.set("HeadlineInconclusive", integer(int((holds == "inconclusive").sum())))
+    n.set("HeadlineSentence", headline_sentence(int((holds == "yes").sum()), int((holds == "no").sum()),
+                                                int((holds == "inconclusive").sum())))
 
 
 def add_provenance(n: Numbers, inp: Inputs) -> None:

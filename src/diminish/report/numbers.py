@@ -2,8 +2,9 @@
 
 :func:`compute` fills a :class:`~.macros.Numbers` from the inputs: ``macros`` (name -> LaTeX,
 written as ``\\newcommand{\\dmName}{...}``) and ``flags`` (plain values the template branches on).
-The prose contains no result digits; it uses these macros, and a stated direction ("lowers mIoU in
-every cell") is a macro chosen from the same analysis tables the paper prints.
+The prose contains no result digits; it uses these macros, and every sentence that states a
+direction, a count or a verdict is one macro built by a :mod:`.statements` function from the
+numbers it cites, computed once and printed wherever the paper repeats it.
 
 The macros are grouped by topic: :mod:`.macros_study` (the grid, config, cell means, comparison
 with the paper, provenance), :mod:`.macros_effects` (paired and pooled effects, curve fits,
@@ -18,7 +19,14 @@ from pathlib import Path
 
 from .inputs import Inputs
 from .macros import ALPHA, METRIC_LABEL, Numbers, count_phrase, join_words, plural, snum
-from .macros_claims import _firmness, add_verdicts, claim_groups, claim_text, group_phrase
+from .macros_claims import (
+    add_verdicts,
+    claim_groups,
+    claim_text,
+    claim_wording,
+    condition_of,
+    rule_of,
+)
 from .macros_effects import (
     add_fits,
     add_intermediate_effect,
@@ -29,8 +37,8 @@ from .macros_effects import (
 from .macros_study import add_compare, add_config, add_grid, add_provenance, add_results
 
 __all__ = [
-    "ALPHA", "METRIC_LABEL", "PREFIX", "Numbers", "_firmness", "claim_groups", "claim_text", "compute",
-    "count_phrase", "group_phrase", "join_words", "numbers_tex", "plateau_text", "plural", "snum",
+    "ALPHA", "METRIC_LABEL", "PREFIX", "Numbers", "claim_groups", "claim_text", "claim_wording", "compute",
+    "condition_of", "count_phrase", "join_words", "numbers_tex", "plateau_text", "plural", "rule_of", "snum",
     "write_numbers",
 ]
 

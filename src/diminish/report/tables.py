@@ -3,18 +3,20 @@
 Cell means and SDs come straight from ``results.nc`` (SD over seeds with ddof 1), everything else
 from the analysis folder. Each table is one ``.tex`` file in the output folder; a table that does
 not apply to the results (e.g. no baseline row) is written as a comment-only stub so the build's
-file list never changes, and the paper skips it (``flags`` from :mod:`.numbers`).
+file list never changes, and the paper skips it (``flags`` from :mod:`.numbers`). The tables about
+claims live in :mod:`.tables_claims` and are registered here with the rest.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .inputs import Inputs, best_fit, cell_stats
+from .inputs import Inputs, cell_stats, plateau_of
 from .latex import (
     DASH,
     Tex,
@@ -29,10 +31,15 @@ from .latex import (
     sci,
     size_label,
 )
-from .numbers import METRIC_LABEL, claim_groups, claim_text, plateau_text
-from .render import render
+from .macros import FAMILY_TEX, family_name, family_short
+from .macros_effects import pretrain_arm_only
+from .macros_study import paper_config
+from .numbers import METRIC_LABEL, plateau_text
+from .render import table_tex as _tab
+from .tables_claims import headline, skipped, verdicts, verdicts_all
 
-TABLES: dict[str, Callable[[Inputs], str | None]] = {}
+TABLES: dict[str, Callable[[Inputs], str | None]] = {
+    "verdicts": verdicts, "verdicts_all": verdicts_all, "headline": headline, "skipped": skipped}
 
 
 def table(name: str):
@@ -40,14 +47,6 @@ def table(name: str):
         TABLES[name] = fn
         return fn
     return deco
-
-
-def _tab(caption: str | Tex, label: str, colspec: str, header: list[list], groups: list[list[list]], *,
-         size: str = r"\small", note: str | Tex = "", rules: list[str] | None = None,
-         float_env: str = "table") -> str:
-    return render("table.tex.j2", caption=escape(caption), label=Tex(label), colspec=Tex(colspec),
-                  header=header, groups=groups, size=Tex(size), note=escape(note) if note else "",
-                  rules=[Tex(r) for r in (rules or [""] * len(header))], float=Tex(float_env))
 
 
 def _yesno(v: object) -> str:
@@ -114,25 +113,50 @@ def intermediate(inp: Inputs) -> str | None:
                 _cells(inp, True, P))
 
 
+def _stage_row(name: str, data: str, st, optional: list[str]) -> list:
+    row = [name, data, integer(st.epochs), Tex(f"{st.lr:g}".replace("e-0", "e-")), Tex(f"{st.weight_decay:g}"),
+           Tex(f"{st.gamma:g}"), Tex("\\{" + ", ".join(str(m) for m in st.milestones) + "\\}")]
+    if "batch" in optional:
+        row.append(integer(st.batch_size))
+    if "warmup" in optional:
+        row.append(integer(st.warmup_epochs))
+    if "clip" in optional:
+        row.append(Tex(f"{st.grad_clip:g}") if st.grad_clip else "off")
+    return row
+
+
 @table("hyper")
 def hyper(inp: Inputs) -> str | None:
     cfg = inp.config
     if cfg is None:
         return None
-    rows = []
-    for name, st, data in (("Pre-training (SimMIM)", cfg.pretrain, "ImageNet subset"),
-                           ("Intermediate", cfg.intermediate, "Intel scenes"),
-                           ("Fine-tuning", cfg.finetune, "Pets tri-maps")):
-        rows.append([name, data, integer(st.epochs), Tex(f"{st.lr:g}".replace("e-0", "e-")),
-                     Tex(f"{st.weight_decay:g}"), Tex(f"{st.gamma:g}"),
-                     Tex("\\{" + ", ".join(str(m) for m in st.milestones) + "\\}"), integer(st.batch_size),
-                     integer(st.warmup_epochs), Tex(f"{st.grad_clip:g}") if st.grad_clip else "off"])
-    note = (f"Configuration '{cfg.name}' (hash {inp.attrs.get('config_hash', cfg.hash)}), read from the "
-            f"results file. AdamW optimiser and a step schedule that multiplies the learning rate by gamma "
-            f"at each milestone epoch.")
-    return _tab("Training settings of the three stages, as recorded in the results file.", "tab:hyper",
-                "llrrrrcrrr", [["Stage", "Data", "Epochs", "LR", "WD", "Gamma", "Milestones", "Batch",
-                                "Warm-up", "Clip"]], [rows], size=r"\footnotesize", note=note)
+    paper = paper_config()
+    stages = (("Pre-training (SimMIM)", "pretrain", "ImageNet subset"), ("Intermediate", "intermediate", "Intel scenes"),
+              ("Fine-tuning", "finetune", "Pets tri-maps"))
+    if inp.synthetic:
+        stages = tuple((a, b, "synthetic " + c.split()[0]) for a, b, c in stages)
+    confs = [cfg] + ([paper] if paper is not None else [])
+    # warm-up and clipping are shown only where some stage uses them (else the note says so)
+    optional = ["batch"] + [k for k, f in (("warmup", "warmup_epochs"), ("clip", "grad_clip"))
+                            if any(getattr(getattr(c, a), f) for c in confs for _, a, _ in stages)]
+    groups = []
+    for name, attr, data in stages:
+        rows = [_stage_row(name, data, getattr(cfg, attr), optional)]
+        if paper is not None:
+            prow = _stage_row("", "paper (A1)", getattr(paper, attr), optional)
+            if "batch" in optional:
+                prow[7] = "not given"
+            rows.append(prow)
+        groups.append(rows)
+    header = ["Stage", "Data", "Epochs", "LR", "WD", "Gamma", "Milestones", "Batch"] + \
+        [{"warmup": "Warm-up", "clip": "Clip"}[k] for k in optional if k != "batch"]
+    note = (f"Configuration {cfg.name} (hash {inp.attrs.get('config_hash', cfg.hash)}), read from the results file"
+            + ("; each stage's second row is the original paper's Appendix A1 setting" if paper is not None else "")
+            + ". AdamW optimiser and a step schedule that multiplies the learning rate by gamma at each milestone "
+              "epoch" + ("; no warm-up and no gradient clipping." if len(optional) == 1 else "."))
+    return _tab("Training settings of the three stages as recorded in the results file"
+                + (", beside the original paper's." if paper is not None else "."), "tab:hyper",
+                "ll" + "r" * 4 + "c" + "r" * (len(header) - 7), [header], groups, size=r"\footnotesize", note=note)
 
 
 @table("fits")
@@ -141,92 +165,73 @@ def fits(inp: Inputs) -> str | None:
     df = df[df["metric"] == inp.metric]
     if not len(df):
         return None
-    fams = sorted(df["family"].astype(str).unique(), key=lambda f: (f == "log2", f))
-    header = [["Pre-train", "Interm."] + [Tex(f"$w_{{\\mathrm{{{escape(f)}}}}}$") for f in fams]
-              + ["Best", "Plateau (%) [95% CI]", Tex("$F_{95}$")]]
+    fams = sorted(df["family"].astype(str).unique(), key=lambda f: (f == "log2", list(FAMILY_TEX).index(f)
+                                                                   if f in FAMILY_TEX else 99, f))
+    plateaus = {(int(p), bool(i)): plateau_of(inp, int(p), bool(i))
+                for p, i in df[["pretrain", "intermediate"]].drop_duplicates().itertuples(index=False)}
+    show_f95 = any(pl and pl["identified"] and not isnan(pl["f95"]) for pl in plateaus.values())
+    show_plateau = any(pl and pl["identified"] for pl in plateaus.values())  # else a constant column
+    header = [["Pre-train", "Interm."] + [family_short(f) for f in fams] + ["Best"]
+              + (["Plateau (%) [95% CI]"] if show_plateau else []) + ([Tex("$F_{95}$")] if show_f95 else [])]
     groups = []
     for p, gp in df.groupby("pretrain", sort=True):
         rows = []
         for i, g in gp.groupby("intermediate", sort=True):
             w = {str(r.family): r.akaike_weight for r in g.itertuples()}
-            b = best_fit(df, inp.metric, p, i)
-            f95 = b["f95"] if b is not None else np.nan
-            rows.append([size_label(p), _yesno(i)] + [num(w.get(f, np.nan)) for f in fams]
-                        + [str(b["family"]) if b is not None else DASH, plateau_text(b),
-                           integer(round(f95)) if not isnan(f95) and b is not None and b["identified"] else DASH])
+            best = g[g["best"] == True]  # noqa: E712
+            pl = plateaus[(int(p), bool(i))]
+            row = [size_label(p), _yesno(i)] + [num(w.get(f, np.nan)) for f in fams] \
+                + [family_name(best.iloc[0]["family"]) if len(best) else DASH]
+            if show_plateau:
+                row.append(plateau_text(pl))
+            if show_f95:
+                row.append(integer(round(pl["f95"])) if pl and pl["identified"] and not isnan(pl["f95"]) else DASH)
+            rows.append(row)
         groups.append(rows)
-    note = Tex("$w$: Akaike weight of each curve family (AICc); log2 is the non-saturating straight line in "
-               "$\\log F$. Plateau: asymptote of the best family with a bootstrap interval over seeds, or "
-               "`not identified' when it sits on a bound or its interval is too wide. $F_{95}$: fine-tune "
-               "images needed to reach 95\\% of the plateau.")
+    note = Tex("Columns per family (short names of Table~\\ref{tab:families}): Akaike weight (AICc) of each curve "
+               "family; the log-linear family has no plateau. "
+               + ("Plateau: asymptote of the best saturating family with its bootstrap interval, or `not identified' "
+                  "(Section~\\ref{sec:definitions})." if show_plateau else
+                  "No condition has an identified plateau (Section~\\ref{sec:definitions}), so none is listed.")
+               + (" $F_{95}$: fine-tune images needed to reach 95\\% of the plateau." if show_f95 else ""))
     return _tab(f"Curve families fitted to {METRIC_LABEL[inp.metric]} against fine-tune size, per condition.",
-                "tab:fits", "rl" + "r" * len(fams) + "lcr", header, groups, size=r"\footnotesize", note=note)
+                "tab:fits", "rl" + "r" * len(fams) + "l" + ("c" if show_plateau else "") + ("r" if show_f95 else ""),
+                header, groups, size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
 
 
-@table("verdicts")
-def verdicts(inp: Inputs) -> str | None:
-    """Summary: study-level claims one per row, per-condition claims one row per kind."""
-    v = inp.analysis.verdicts
-    if not len(v):
-        return None
-    rows = []
-    for g in claim_groups(v):
-        if g["per_condition"]:
-            stat = claim_text(g["rows"][0].statistic)
-            tally = ", ".join(f"{k}/{g['n']} {v}" for v, k in g["counts"].items() if k)
-            rows.append([escape(g["claim"]), escape(f"per condition ({g['n']}): {stat}"), DASH, escape(tally)])
-        else:
-            r = g["rows"][0]
-            rows.append([escape(g["claim"]), escape(claim_text(r.statistic)),
-                         Tex(f"{num(r.estimate)} {interval(r.ci_lo, r.ci_hi)}"),
-                         Tex(r"\textbf{" + str(escape(str(r.verdict).strip())) + "}")])
-    note = Tex("A directional claim is supported when its 95\\% interval excludes zero on the claimed side and "
-               "not supported when it excludes zero on the other side; otherwise the data are inconclusive. "
-               "Claims tested once per condition are summarised here and listed in full in "
-               "Table~\\ref{tab:verdicts-all}.")
-    return _tab("Claims tested by the analysis and their verdicts.", "tab:verdicts",
-                r"p{0.28\linewidth}p{0.24\linewidth}cp{0.15\linewidth}",
-                [["Claim", "Statistic", "Estimate [95% CI]", "Verdict"]], [rows],
-                size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
+PERM_MIN_SEEDS = 5  # with n seeds the exact sign-flip p cannot go below 2 / 2^n (0.0625 at n = 4)
+DZ_MIN_SEEDS = 3  # d_z = mean / SD of the differences: with 2 seeds the SD rests on one degree of freedom
 
 
-@table("verdicts_all")
-def verdicts_all(inp: Inputs) -> str | None:
-    v = inp.analysis.verdicts
-    if not len(v):
-        return None
-    groups: list[list] = []
-    single = False
-    for g in claim_groups(v):
-        rows = [[escape(claim_text(r.claim)), num(r.estimate), interval(r.ci_lo, r.ci_hi), pvalue(r.p),
-                 escape(str(r.verdict).strip())] for r in g["rows"]]
-        if not g["per_condition"] and single:
-            groups[-1].extend(rows)  # study-level claims share one block
-        else:
-            groups.append(rows)
-        single = not g["per_condition"]
-    caption = escape(f"Every claim tested on {METRIC_LABEL[inp.metric]}; claims tested per condition have one "
-                     "row per condition (statistics as in ") + Tex("Table~\\ref{tab:verdicts}).")
-    return _tab(caption, "tab:verdicts-all", r"p{0.5\linewidth}rccl",
-                [["Claim", "Estimate", "95% CI", "p", "Verdict"]], groups, size=r"\scriptsize")
-
-
-def _paired_rows(df: pd.DataFrame, keys: list[str]) -> list[list[list]]:
+def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], str]:
+    """(header, row groups, note) of a per-cell paired table; columns that the number of seeds
+    makes uninformative are left out, and the note says which and why."""
+    nmax = int(df["n"].max()) if len(df) else 0
+    perm = bool(df["perm_informative"].any()) if "perm_informative" in df.columns else nmax >= PERM_MIN_SEEDS
+    dz = nmax >= DZ_MIN_SEEDS and bool(df["dz"].notna().any())
+    header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI"] \
+        + ([Tex("$d_z$")] if dz else []) + [Tex("$p_t$")] + ([Tex("$p_{\\mathrm{perm}}$")] if perm else []) \
+        + [Tex("$p_{\\mathrm{Holm}}$")]
     groups = []
-    for p, g in df.sort_values(keys).groupby("pretrain", sort=True):
+    for p, g in df.sort_values(["pretrain"] + (["intermediate"] if with_arm else []) + ["finetune"]).groupby(
+            "pretrain", sort=True):
         rows = []
+        last_arm = None
         for k, r in enumerate(g.itertuples()):
-            rows.append(([size_label(p)] if k == 0 else [""])
-                        + ([_yesno(r.intermediate)] if "intermediate" in keys else [])
-                        + [integer(r.finetune), pm(r.mean_delta, r.se), interval(r.ci_lo, r.ci_hi), num(r.dz),
-                           pvalue(r.p_t), pvalue(r.p_perm), pvalue(r.p_holm)])
+            arm = _yesno(r.intermediate) if with_arm else None
+            rows.append(([size_label(p)] if k == 0 else [""]) + ([arm if arm != last_arm else ""] if with_arm else [])
+                        + [integer(r.finetune), pm(r.mean_delta, r.se), interval(r.ci_lo, r.ci_hi)]
+                        + ([num(r.dz) if r.n >= DZ_MIN_SEEDS else DASH] if dz else []) + [pvalue(r.p_t)]
+                        + ([pvalue(r.p_perm)] if perm else []) + [pvalue(r.p_holm)])
+            last_arm = arm
         groups.append(rows)
-    return groups
-
-
-# the columns of both per-cell paired tables
-_PAIRED_HEADER = [["Pre-train", "Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI", Tex("$d_z$"), Tex("$p_t$"),
-                   Tex("$p_{\\mathrm{perm}}$"), Tex("$p_{\\mathrm{Holm}}$")]]
+    note = f"Paired by seed ({nmax} seeds per cell); SE and the 95% CI from the paired t distribution."
+    if not perm:
+        note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
+                 f"{2 / 2 ** nmax:.3g}.")
+    if nmax < DZ_MIN_SEEDS:
+        note += f" The standardised effect $d_z$ needs at least {DZ_MIN_SEEDS} seeds and is left out."
+    return [header], groups, Tex(str(escape(note)).replace(r"\$d\_z\$", "$d_z$"))
 
 
 @table("paired_intermediate")
@@ -235,33 +240,40 @@ def paired_intermediate(inp: Inputs) -> str | None:
     df = df[df["metric"] == inp.metric]
     if not len(df):
         return None
-    method = ", ".join(sorted(df["method"].astype(str).unique()))
-    return _tab(f"Intermediate fine-tuning effect on {METRIC_LABEL[inp.metric]} per cell: with minus without "
-                f"Intel fine-tuning, paired by seed (method: {method}).", "tab:paired-intermediate", "rrcccrrrr",
-                _PAIRED_HEADER, _paired_rows(df, ["pretrain", "finetune"]), size=r"\footnotesize")
+    header, groups, note = _paired(df, False)
+    return _tab(f"Intermediate fine-tuning effect on {METRIC_LABEL[inp.metric]} per cell: with minus without the "
+                "intermediate stage.", "tab:paired-intermediate", "rrccc" + "r" * (len(header[0]) - 5),
+                header, groups, size=r"\footnotesize", note=note)
 
 
 @table("paired_pretrain")
 def paired_pretrain(inp: Inputs) -> str | None:
     df = inp.analysis.paired_pretrain
-    df = df[(df["metric"] == inp.metric) & (df["intermediate"] == False)]  # noqa: E712
+    df = df[df["metric"] == inp.metric]
+    if pretrain_arm_only(inp):
+        df = df[df["intermediate"] == False]  # noqa: E712 - the cells the pooled model uses
     if not len(df):
         return None
-    return _tab(f"Pre-training effect on {METRIC_LABEL[inp.metric]} per cell without intermediate fine-tuning: "
-                f"pre-trained minus from scratch, paired by seed.", "tab:paired-pretrain", "rrcccrrrr",
-                _PAIRED_HEADER, _paired_rows(df, ["pretrain", "finetune"]), size=r"\footnotesize")
+    arms = df["intermediate"].nunique() > 1
+    header, groups, note = _paired(df, arms)
+    return _tab(f"Pre-training effect on {METRIC_LABEL[inp.metric]} per cell: pre-trained minus from scratch"
+                + (", with and without the intermediate stage (the cells the pooled model uses)." if arms
+                   else ", without the intermediate stage (the cells the pooled model uses)."),
+                "tab:paired-pretrain", ("rl" if arms else "r") + "rccc" + "r" * (len(header[0]) - (6 if arms else 5)),
+                header, groups, size=r"\footnotesize", note=note)
 
 
 @table("transfer")
 def transfer(inp: Inputs) -> str | None:
     df = inp.analysis.transfer_fit
-    df = df[df["metric"] == inp.metric].sort_values(["pretrain", "intermediate"])
-    df = df[df["alpha"].notna() | (df["n_points"] > 0)]  # conditions with nothing to fit are left out
+    df = df[(df["metric"] == inp.metric) & df["alpha"].notna() & (df["n_points"] >= 3)]
+    df = df.sort_values(["pretrain", "intermediate"])
     if not len(df):
         return None
     rows = [[size_label(r.pretrain), _yesno(r.intermediate), sci(r.k), num(r.alpha), integer(r.n_points)]
             for r in df.itertuples()]
-    return _tab(Tex("Effective data transferred: fits of $D_T = k F^{\\alpha}$ per pre-training size."),
+    return _tab(Tex("Effective data transferred: fits of $D_T = k F^{\\alpha}$ per condition (pre-training size "
+                    "and intermediate stage), only where at least three values of $D_T$ are positive."),
                 "tab:transfer", "rlrrr", [["Pre-train", "Interm.", Tex("$k$"), Tex("$\\alpha$"), "Points"]],
                 [rows])
 
@@ -298,43 +310,32 @@ def compare(inp: Inputs) -> str | None:
                 note=Tex("$^{*}$ outside the tolerance given to the comparison."))
 
 
-@table("headline")
-def headline(inp: Inputs) -> str | None:
-    h = inp.analysis.headline
-    if not len(h):
-        return None
-    paper = "holds_in_paper" in h.columns
-
-    def bold(x):
-        return Tex(r"\textbf{" + str(escape(str(x))) + "}")
-
-    rows = [[escape(claim_text(r.claim)), bold(r.holds_in_ours)] + ([escape(str(r.holds_in_paper))] if paper else [])
-            + [Tex(escape(claim_text(r.detail)).replace(";", ";\\allowbreak{}"))] for r in h.itertuples()]
-    header = [["Claim", "Ours"] + (["Published"] if paper else []) + ["How it was decided (our data)"]]
-    note = Tex("`Published' applies the same tests to the original paper's tables (summary statistics only).") \
-        if paper else ""
-    return _tab("The original paper's headline claims, checked on our results.", "tab:headline",
-                r"p{0.28\linewidth}l" + ("l" if paper else "") + r"p{0.38\linewidth}", header, [rows],
-                size=r"\footnotesize", note=note)
-
-
 PROVENANCE_ORDER = ("config_name", "config_hash", "description", "synthetic", "created", "git_commit", "device",
                     "package_version", "torch_version", "accelerate_version", "batch_sizes", "pets_root",
                     "intel_root", "imagenet_root", "cache_hash_pets", "cache_hash_intel", "cache_hash_imagenet",
                     "intermediate_accuracy_split")
 
 
+def provenance_value(key: str, value: object) -> Tex:
+    """One provenance attribute for print: flags as yes/no, device counts in words, prose as prose
+    (wrapped at spaces), identifiers and paths in typewriter type (breakable)."""
+    text = str(value)
+    if key == "synthetic":
+        return Tex("yes" if text.strip().lower() not in ("", "0", "false", "no") else "no")
+    if key == "device":
+        text = re.sub(r"\bcpu\b", "CPU", text)
+        text = re.sub(r"\b1 threads\b", "1 thread", text)
+        return escape(text)
+    if key == "description" or " " in text.strip():
+        return escape(text)
+    return breakable_tt(text)
+
+
 @table("provenance")
 def provenance(inp: Inputs) -> str | None:
     a = {k: v for k, v in inp.attrs.items() if k != "config_text"}
     keys = [k for k in PROVENANCE_ORDER if k in a] + sorted(k for k in a if k not in PROVENANCE_ORDER)
-    rows = []
-    for k in keys:
-        v = a[k]
-        text = str(v)
-        if len(text) > 300:
-            text = text[:300] + " ..."
-        rows.append([breakable_tt(k), breakable_tt(text)])
+    rows = [[breakable_tt(k), provenance_value(k, a[k])] for k in keys]
     if inp.results_path is not None:
         rows.append([breakable_tt("results file"), breakable_tt(inp.results_path.as_posix())])
     rows.append([breakable_tt("analysis folder"), breakable_tt(inp.analysis.folder.as_posix())])

@@ -15,6 +15,7 @@ FIGURES = {
     "examples": "Figure A1: input, truth and prediction for a few test images",
     "transfer": "effective data transferred by pre-training",
     "compare": "our cell means against the published ones",
+    "pretrain": "metric against pre-training size P, one series per fine-tune size F",
 }
 
 

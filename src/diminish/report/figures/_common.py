@@ -1,4 +1,10 @@
-"""Shared look of the figures: Agg backend, fonts, colours per pre-training size, saving."""
+"""Shared look of the figures: Agg backend, fonts, a print-safe style per series, the demo mark, saving.
+
+Series (pre-training sizes, fine-tune sizes) are told apart three ways at once, so they survive
+grey-scale printing and colour-blind readers: the Okabe-Ito colours, a marker and a line style
+each (``series_styles``). Legends go outside the axes (``outside_legend``) and fitted curves are
+drawn over the measured range only (``measured``).
+"""
 
 from __future__ import annotations
 
@@ -41,12 +47,36 @@ def figure(ncols: int = 1, height: float = 2.6, width: float = TEXT_WIDTH_IN, **
     return fig, np.atleast_1d(axes)
 
 
-def colours(pretrain_sizes) -> dict[int, tuple]:
-    """A colour per pre-training size, light (none) to dark (most), colour-blind safe (viridis)."""
-    sizes = sorted(int(p) for p in pretrain_sizes)
-    cmap = plt.get_cmap("viridis")
-    pos = np.linspace(0.9, 0.05, len(sizes)) if len(sizes) > 1 else [0.4]
-    return {p: cmap(x) for p, x in zip(sizes, pos)}
+# Okabe & Ito's colour-blind safe palette, ordered so that neighbours differ in grey value too
+PALETTE = ("#000000", "#E69F00", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)))
+DEMO_MARK = "SYNTHETIC DEMO DATA"
+
+
+def series_styles(values) -> dict[int, dict]:
+    """Colour, marker and line style per value (sorted ascending), distinct for up to 8 values."""
+    vals = sorted(int(v) for v in values)
+    return {v: dict(color=PALETTE[k % len(PALETTE)], marker=MARKERS[k % len(MARKERS)],
+                    ls=LINESTYLES[k % len(LINESTYLES)]) for k, v in enumerate(vals)}
+
+
+def colours(pretrain_sizes) -> dict[int, str]:
+    """A colour per pre-training size (the colour of :func:`series_styles`)."""
+    return {p: st["color"] for p, st in series_styles(pretrain_sizes).items()}
+
+
+def measured(f, *arrays, lo: float, hi: float):
+    """Keep the points of a curve grid ``f`` (and arrays along it) inside the measured range [lo, hi]."""
+    f = np.asarray(f, float)
+    keep = (f >= lo * (1 - 1e-9)) & (f <= hi * (1 + 1e-9))
+    return (f[keep],) + tuple(np.asarray(a)[keep] for a in arrays)
+
+
+def demo_mark(fig, synthetic: bool) -> None:
+    """Stamp synthetic-data figures in their top-right corner."""
+    if synthetic:  # a suptitle, so that constrained layout keeps it clear of the axes
+        fig.suptitle(DEMO_MARK, x=0.99, ha="right", fontsize=6.5, color="#D55E00")
 
 
 def pretrain_label(p) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..inputs import Inputs
 from ..latex import size_label
-from ._common import colours, figure, log_finetune_axis, placeholder
+from ._common import colours, demo_mark, figure, log_finetune_axis, placeholder
 
 MARK = {"miou": "o", "accuracy": "s"}
 NAME = {"miou": "mIoU", "accuracy": "accuracy"}
@@ -38,7 +38,7 @@ def draw(inp: Inputs):
     a1.set_ylabel("our mean (%)")
     for m in sorted(df["metric"].unique()):
         a1.plot([], [], MARK.get(m, "o"), color="0.3", mfc="0.3" if m == "miou" else "none", label=NAME.get(m, m))
-    a1.legend(frameon=False, loc="upper left")
+    a1.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the data
 
     g = df[df["metric"] == inp.metric] if inp.metric in set(df["metric"]) else df
     for (p, i), gp in g.groupby(["pretrain", "intermediate"], sort=True):
@@ -50,4 +50,5 @@ def draw(inp: Inputs):
     log_finetune_axis(a2, sorted(g["finetune"].unique()))
     a2.set_ylabel(f"ours $-$ published {NAME.get(inp.metric, inp.metric)} (points)")
     a2.legend(frameon=False, fontsize=6.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    demo_mark(fig, inp.synthetic)
     return fig

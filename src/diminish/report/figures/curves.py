@@ -1,8 +1,9 @@
-"""Figure 1: the metric against fine-tune size (log axis), one line per pre-training size.
+"""Figure 1: the metric against fine-tune size (log axis), one series per pre-training size.
 
 Points are cell means with error bars of one SD over seeds (from results.nc); lines are the best
-curve family of each condition (fits.csv) drawn from curves.nc with its 95% band. One panel per
-intermediate condition, sharing the y axis.
+curve family of each condition (fits.csv) from curves.nc with its 95% band, drawn over the measured
+F range only. One panel per intermediate setting, sharing the y axis; the legend sits below the
+panels, outside the data. Series differ in colour, marker and line style (print-safe).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..inputs import Inputs, best_fit, cell_stats
-from ._common import METRIC_LABEL, colours, figure, log_finetune_axis, pretrain_label
+from ._common import (
+    METRIC_LABEL,
+    demo_mark,
+    figure,
+    log_finetune_axis,
+    measured,
+    pretrain_label,
+    series_styles,
+)
 
 
 def _curve(inp: Inputs, p: int, i: bool):
@@ -29,24 +38,32 @@ def draw(inp: Inputs):
     ds, m = inp.results, inp.metric
     st = cell_stats(ds, m)
     conds = [bool(i) for i in ds.intermediate.values]
-    fig, axes = figure(len(conds), height=2.8, sharey=True)
-    col = colours(ds.pretrain.values)
+    fig, axes = figure(len(conds), height=3.0, sharey=True)
+    style = series_styles(ds.pretrain.values)
     F = ds.finetune.values
+    n_p = len(ds.pretrain)
     for ax, i in zip(axes, conds):
-        for p in ds.pretrain.values:
-            c = col[int(p)]
+        for k, p in enumerate(ds.pretrain.values):
+            sty = style[int(p)]
             s = st.sel(pretrain=p, intermediate=i)
-            ax.errorbar(F, s["mean"].values, yerr=np.nan_to_num(s["sd"].values), fmt="o", color=c, ms=3.5,
-                        capsize=2, elinewidth=0.8, label=pretrain_label(p), zorder=3)
+            ok = np.isfinite(s["mean"].values)
+            if not ok.any():
+                continue
+            # a small horizontal offset per series (in log space) keeps the error bars apart
+            x = F * 10 ** (0.018 * (k - (n_p - 1) / 2))
+            ax.errorbar(x[ok], s["mean"].values[ok], yerr=np.nan_to_num(s["sd"].values[ok]), fmt=sty["marker"],
+                        color=sty["color"], ms=3.5, capsize=2, elinewidth=0.8, label=pretrain_label(p), zorder=3,
+                        mfc="white" if k % 2 else sty["color"])
             cur = _curve(inp, int(p), i)
             if cur is not None:
                 f, fit, lo, hi, _ = cur
-                keep = (f >= F.min() / 1.3) & (f <= F.max() * 1.3)  # measured range and a little more
-                f, fit, lo, hi = f[keep], fit[keep], lo[keep], hi[keep]
-                ax.plot(f, fit, color=c, lw=1.1, zorder=2)
-                ax.fill_between(f, lo, hi, color=c, alpha=0.18, lw=0, zorder=1)
+                f, fit, lo, hi = measured(f, fit, lo, hi, lo=float(F[ok].min()), hi=float(F[ok].max()))
+                ax.plot(f, fit, color=sty["color"], ls=sty["ls"], lw=1.1, zorder=2)
+                ax.fill_between(f, lo, hi, color=sty["color"], alpha=0.12, lw=0, zorder=1)
         log_finetune_axis(ax, F)
         ax.set_title("with intermediate Intel fine-tuning" if i else "without intermediate fine-tuning")
     axes[0].set_ylabel(f"test {METRIC_LABEL[m]}")
-    axes[-1].legend(loc="lower right", frameon=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
+    demo_mark(fig, inp.synthetic)
     return fig

@@ -8,18 +8,24 @@ from matplotlib.patches import Patch
 
 from ...data.classes import TRIMAP_CLASSES
 from ..inputs import Inputs
-from ._common import TEXT_WIDTH_IN, figure, placeholder
+from ._common import TEXT_WIDTH_IN, demo_mark, figure, placeholder
 
 # pet, background, border
 TRIMAP_COLOURS = ["#e6a01d", "#3b4cc0", "#f7f7f7"]
 MAX_ROWS = 3
 
 
+def shown(inp: Inputs) -> int:
+    """How many test images the figure shows (the first MAX_ROWS of examples.npz), for the caption."""
+    ex = inp.examples
+    return 0 if ex is None else min(MAX_ROWS, len(ex["image"]))
+
+
 def draw(inp: Inputs):
     ex = inp.examples
     if ex is None or not len(ex["image"]):
         return placeholder("no examples.npz beside the results file")
-    n = min(MAX_ROWS, len(ex["image"]))
+    n = shown(inp)
     cmap = ListedColormap(TRIMAP_COLOURS)
     fig, _ = figure(1, height=1.0)
     fig.clear()
@@ -42,4 +48,5 @@ def draw(inp: Inputs):
                 ax.set_title(("input", "ground truth", "prediction")[c])
     handles = [Patch(facecolor=TRIMAP_COLOURS[k], edgecolor="0.4", label=name) for k, name in enumerate(TRIMAP_CLASSES)]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+    demo_mark(fig, inp.synthetic)
     return fig

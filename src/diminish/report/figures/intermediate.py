@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..inputs import Inputs
-from ._common import colours, figure, log_finetune_axis, outside_legend, placeholder, pretrain_label
+from ._common import (
+    demo_mark,
+    figure,
+    log_finetune_axis,
+    outside_legend,
+    placeholder,
+    pretrain_label,
+    series_styles,
+)
 
 LABEL = {"miou": "mIoU", "accuracy": "accuracy"}
 
@@ -17,16 +25,18 @@ def draw(inp: Inputs):
         return placeholder("no cell has both intermediate conditions")
     fig, axes = figure(1, height=2.6, width=5.0)
     ax = axes[0]
-    col = colours(inp.results.pretrain.values)
+    style = series_styles(inp.results.pretrain.values)
     sizes = sorted(df["pretrain"].unique())
     # small horizontal offsets (in log space) keep the error bars apart
     offs = np.linspace(-0.04, 0.04, len(sizes)) if len(sizes) > 1 else [0.0]
     for off, (p, g) in zip(offs, df.groupby("pretrain", sort=True)):
         x = g["finetune"].to_numpy(float) * 10**off
-        ax.errorbar(x, g["mean_delta"], yerr=g["se"].fillna(0), fmt="-o", color=col[int(p)], ms=3.5,
-                    capsize=2, elinewidth=0.8, lw=1.0, label=pretrain_label(p))
+        sty = style[int(p)]
+        ax.errorbar(x, g["mean_delta"], yerr=g["se"].fillna(0), fmt=sty["marker"], ls=sty["ls"], color=sty["color"],
+                    ms=3.5, capsize=2, elinewidth=0.8, lw=1.0, label=pretrain_label(p))
     ax.axhline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
     log_finetune_axis(ax, inp.results.finetune.values)
     ax.set_ylabel(f"$\\Delta$ {LABEL[inp.metric]} (points)\nwith $-$ without intermediate")
     outside_legend(ax)
+    demo_mark(fig, inp.synthetic)
     return fig

@@ -1,0 +1,143 @@
+"""The paper's tables about claims: the verdict summary with each rule, every claim by condition,
+the original paper's headline claims, and what the analysis left out.
+
+Registered in :data:`.tables.TABLES` like the others; rendered through the same booktabs template.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from .inputs import Inputs, plateau_of
+from .latex import Tex, escape, interval, isnan, num, pvalue
+from .macros import METRIC_LABEL, readable
+from .macros_claims import claim_groups, condition_of, rule_of, shows_estimate
+from .render import table_tex as _tab
+from .skipped import skipped_rows
+from .statements import ci, signed, verdict_counts
+
+VERDICT_ROWS_PER_PAGE = 50  # the claims appendix is split into tables of about this many rows (one per page)
+
+
+def verdicts(inp: Inputs) -> str | None:
+    """Summary: study-level claims one per row, per-condition claims one row per kind, each with the
+    number of the rule that decided it; the rules are written out once, below the table."""
+    v = _verdict_rows(inp)
+    if not len(v):
+        return None
+    rules: list[str] = []
+
+    def rule_no(key: str, row) -> str:
+        text = str(rule_of(key, row))
+        if text not in rules:
+            rules.append(text)
+        return str(rules.index(text) + 1)
+
+    rows = []
+    for g in claim_groups(v, METRIC_LABEL[inp.metric]):
+        if g["per_condition"]:
+            rows.append([escape(g["claim"]), escape(verdict_counts(g["counts"])), rule_no(g["key"], g["rows"][0])])
+        else:
+            r = g["rows"][0]
+            est = "" if isnan(r.estimate) or not shows_estimate(g["key"], r.statistic) else \
+                Tex(f" ({signed(r.estimate)}, {ci(r.ci_lo, r.ci_hi)})")
+            rows.append([escape(g["claim"]), Tex(r"\textbf{" + str(escape(str(r.verdict).strip())) + "}") + est,
+                         rule_no(g["key"], r)])
+    note = Tex("Rules. " + " ".join(f"({k}) {t}." for k, t in enumerate(rules, 1))
+               + " Claims tested once per condition are summarised by their verdict counts and listed in full in "
+               "Table~\\ref{tab:verdicts-all}; estimates are in points (per doubling where the claim is about a "
+               "trend).")
+    return _tab("Claims tested by the analysis, their verdicts and the rule (listed below) that decided each.",
+                "tab:verdicts", r"p{0.5\linewidth}p{0.36\linewidth}c", [["Claim", "Verdict", "Rule"]], [rows],
+                size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
+
+
+def _verdict_rows(inp: Inputs) -> pd.DataFrame:
+    v = inp.analysis.verdicts
+    return v[v["metric"] == inp.metric] if "metric" in v.columns else v
+
+
+def verdicts_all(inp: Inputs) -> str | None:
+    v = _verdict_rows(inp)
+    if not len(v):
+        return None
+    groups: list[list] = []
+    for g in claim_groups(v, METRIC_LABEL[inp.metric]):
+        rows = []
+        for r in g["rows"]:
+            est, lo, hi = r.estimate, r.ci_lo, r.ci_hi
+            if g["key"] == "H2_F":  # the condition's one plateau, as in Table fits
+                m = re.search(r"_P(\d+)_I(\d)$", str(r.claim_id))
+                pl = plateau_of(inp, int(m.group(1)), m.group(2) == "1") if m else None
+                ok = bool(pl and pl["identified"])
+                est, lo, hi = (pl["plateau"], pl["plateau_lo"], pl["plateau_hi"]) if ok else (np.nan,) * 3
+            cond = condition_of(str(r.claim_id))
+            rows.append([escape(g["claim"] if not cond else cond), num(est), interval(lo, hi), pvalue(r.p),
+                         escape(str(r.verdict).strip())])
+        if g["per_condition"]:
+            rows.insert(0, [Tex(r"\textit{" + str(escape(g["claim"])) + ":}"), "", "", "", ""])
+        groups.append(rows)
+    # one float per page at most: blocks of about 50 rows, the later ones marked as continued
+    pages: list[list] = [[]]
+    for grp in groups:
+        if pages[-1] and sum(len(x) for x in pages[-1]) + len(grp) > VERDICT_ROWS_PER_PAGE:
+            pages.append([])
+        pages[-1].append(grp)
+    caption = escape(f"Every claim tested on {METRIC_LABEL[inp.metric]}, one row per condition for the claims "
+                     "tested per condition (rules as in ") + Tex("Table~\\ref{tab:verdicts}). The plateau rows "
+                                                               "print the condition's plateau only where it is identified.")
+    header = [["Claim / condition", "Estimate", "95% CI", "p", "Verdict"]]
+    return "\n".join(_tab(caption if k == 0 else Tex("Every claim (continued from Table~\\ref{tab:verdicts-all})."),
+                           "tab:verdicts-all" if k == 0 else f"tab:verdicts-all-{k}", r"p{0.5\linewidth}rccl",
+                           header, page, size=r"\scriptsize") for k, page in enumerate(pages))
+
+
+
+def headline(inp: Inputs) -> str | None:
+    h = inp.analysis.headline
+    if "metric" in h.columns:
+        h = h[h["metric"] == inp.metric]
+    if not len(h):
+        return None
+    paper = "holds_in_paper" in h.columns
+
+    def bold(x):
+        return Tex(r"\textbf{" + str(escape(str(x))) + "}")
+
+    def detail(x):
+        text = re.sub(r"^(miou|accuracy);\s*", "", str(x))
+        return Tex(escape(readable(text)).replace(";", ";\\allowbreak{}"))
+
+    rows = []
+    for r in h.itertuples():
+        how = detail(r.detail)
+        if paper and isinstance(getattr(r, "detail_paper", None), str):
+            how = Tex(r"\textit{Ours:} " + how + r" \textit{Published:} " + detail(r.detail_paper))
+        rows.append([escape(readable(r.claim)), bold(r.holds_in_ours)] + ([escape(str(r.holds_in_paper))] if paper else [])
+                    + [how])
+    header = [["Claim", "Ours"] + (["Published"] if paper else []) + ["How it was decided (verdict counts)"]]
+    note = Tex("A headline claim holds when every claim it combines is supported, fails when any is not supported, "
+               "and is inconclusive otherwise. `Published' applies the same tests to the original paper's tables "
+               "(means and spreads only).") if paper else ""
+    return _tab("The original paper's headline claims, checked on our results.", "tab:headline",
+                r"p{0.25\linewidth}l" + ("l" if paper else "") + r"p{0.45\linewidth}", header, [rows],
+                size=r"\footnotesize", note=note)
+
+
+def _math_words(text: Tex) -> Tex:
+    """The analysis's plain-text symbols (D_T = k F^alpha, d_z, n >= 3) as LaTeX math."""
+    s = str(text).replace(r"D\_T = k F\textasciicircum{}alpha", r"$D_T = k F^{\alpha}$")
+    s = s.replace(r"D\_T", r"$D_T$").replace(r"d\_z", r"$d_z$").replace(r"F\_eff", r"$F_{\mathrm{eff}}$")
+    s = re.sub(r"\b([nF]) \\textgreater\{\}= (\d+)", r"$\1 \\ge \2$", s)
+    return Tex(s)
+
+
+def skipped(inp: Inputs) -> str | None:
+    rows = [[escape(w), _math_words(escape(t))] for w, t in skipped_rows(inp)]
+    if not rows:
+        return None
+    return _tab("Tests and fits the analysis left out, and why.", "tab:skipped", r"p{0.3\linewidth}p{0.62\linewidth}",
+                [["Condition", "What was left out, and why"]], [rows], size=r"\footnotesize")
