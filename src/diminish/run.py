@@ -33,7 +33,7 @@ from .assemble import finish
 from .clihelp import HelpFormatter, examples, launcher_note
 from .config import TRACKER_MODULES, ConfigError, RuntimeConfig, apply_overrides, load
 from .console import quiet_stdout
-from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
+from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, grid_cost, units_of
 from .schedule import RunOptions, parse_shard, run_jobs, schedule, unit_state, verify_finished
 from .store import Store, adopt_finished, atomic_write_bytes, root_lock
 
@@ -115,15 +115,14 @@ def print_plan(plan: Plan, store: Store, cfg_path: str, base: Store | None = Non
                            f"{cfg.intermediate.batch_size} ({how})",
            "finetune": f"F x {cfg.finetune.epochs} epochs, batch {cfg.finetune.batch_size}",
            "evaluate": f"{cfg.finetune.test_size:,} test images, forward only"}
-    total = 0
+    todo = {s.key for s in plan.stages() if not store.is_done(s) and not (base and base.is_done(s))}
+    cost = grid_cost(plan, n_intel, include=lambda s: s.key in todo)
+    steps = {k: c["image_steps"] for k, c in cost.items()} | {"evaluate": cost["finetune"]["eval_images"]}
     for kind in KINDS:
         stages = plan.stages(kind)
-        todo = [s for s in stages if not store.is_done(s) and not (base and base.is_done(s))]
-        steps = sum(image_steps(s, cfg, n_intel) for s in todo)
-        if kind != "evaluate":
-            total += steps
-        print(f"{kind:<13}{len(stages):>7}{len(stages) - len(todo):>7}{len(todo):>7}{steps:>22,}  {per[kind]}")
-    print(f"training image-steps to run: {total:,}")
+        run = sum(s.key in todo for s in stages)
+        print(f"{kind:<13}{len(stages):>7}{len(stages) - run:>7}{run:>7}{steps[kind]:>22,}  {per[kind]}")
+    print(f"training image-steps to run: {sum(c['image_steps'] for c in cost.values()):,}")
     if base is not None:
         print(f"(reuse counts stages finished in {base.root}: --all links them into {store.root})")
 
