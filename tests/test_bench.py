@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from _runner import REPO
 from diminish import bench, fastpath
 from diminish.config import ExperimentConfig
 from diminish.model import Classifier, Segmenter, ViNy, ViNyConfig
@@ -61,6 +62,25 @@ def test_paper_grid_workload():
     assert w["finetune"]["image_steps"] == sum((250, 500, 1000, 2000, 4000, 6000)) * 100 * 8 * 3
     assert w["finetune"]["runs"] == 6 * 4 * 2 * 3 and w["finetune"]["eval_images"] == 1000 * 144
     assert w["pretrain"]["runs"] == 9 and w["intermediate"]["runs"] == 12
+
+
+@pytest.mark.parametrize("name", ["paper", "demo", "mini-real"])
+def test_the_dry_run_and_the_benchmark_count_the_same_grid(name, tmp_path, capsys, monkeypatch):
+    """--dry-run's image-steps per stage kind (nothing finished yet) are the benchmark's workload."""
+    from diminish import run
+    from diminish.config import load
+
+    config = str(REPO / "experiments" / f"{name}.toml")
+    monkeypatch.chdir(tmp_path)  # no data here: both assume the published Intel size
+    assert run.main(["--dry-run", "--config", config, "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: int(line.split()[4].replace(",", "")) for line in out.splitlines() if line[:1].isalpha()
+            and line.split()[0] in ("pretrain", "intermediate", "finetune", "evaluate")}
+    w = bench.grid_workload(load(config))
+    assert rows == {"pretrain": w["pretrain"]["image_steps"], "intermediate": w["intermediate"]["image_steps"],
+                    "finetune": w["finetune"]["image_steps"], "evaluate": w["finetune"]["eval_images"]}
+    total = int(out.split("training image-steps to run: ")[1].split()[0].replace(",", ""))
+    assert total == bench.project_grid(load(config), {})["total_image_steps"] > 0
 
 
 def test_stacked_models_are_independent_runs():

@@ -104,30 +104,31 @@ def test_jobs_runs_worker_processes_that_share_the_grid(setup):
 
 def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
     """More workers than GPUs put several on each GPU (many small runs at once); none is left idle."""
-    import argparse
-
     from diminish import schedule
 
-    envs = []
+    envs, cmds = [], []
 
     class FakeProcess:
         pid = 0
 
         def __init__(self, cmd, env):
             envs.append(env)
+            cmds.append(cmd)
 
         def wait(self):
             return 1  # pretend the workers failed: run_jobs returns before assembling
 
     monkeypatch.setattr(schedule, "_cuda_count", lambda: 2)
     monkeypatch.setattr(schedule.subprocess, "Popen", FakeProcess)
-    args = argparse.Namespace(jobs=5, shard="0/1", claim_timeout=1.0)
-    assert schedule.run_jobs(args, ["--all", "--jobs", "5"], None, None, None) == 1
+    opts = schedule.RunOptions(config="c.toml", jobs=5, claim_timeout=1.0)
+    assert schedule.run_jobs(opts, ["--all", "--jobs", "5"], None, None) == 1
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1", "0"]
     assert [e["DIMINISH_WORKERS_PER_GPU"] for e in envs] == ["3", "2", "3", "2", "3"]  # they split its memory
+    assert [c[c.index("--shard") + 1] for c in cmds] == [f"{i}/5" for i in range(5)]
+    assert all("--no-assemble" in c and c[c.index("--jobs") + 1] == "1" for c in cmds)
     monkeypatch.setattr(schedule, "_cuda_count", lambda: 0)
     envs.clear()
-    schedule.run_jobs(argparse.Namespace(jobs=2, shard="0/1", claim_timeout=1.0), [], None, None, None)
+    schedule.run_jobs(schedule.RunOptions(config="c.toml", jobs=2, claim_timeout=1.0), [], None, None)
     assert len(envs) == 2  # no GPUs: the workers' GPU visibility is left as it was
     assert {e.get("CUDA_VISIBLE_DEVICES") for e in envs} == {__import__("os").environ.get("CUDA_VISIBLE_DEVICES")}
 

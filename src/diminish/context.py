@@ -6,7 +6,6 @@ nothing but its position)."""
 from __future__ import annotations
 
 from .config import ExperimentConfig
-from .plan import Stage
 from .store import Store
 
 
@@ -112,7 +111,6 @@ class Context:
         self._caches: dict = {}
         self._data: dict = {}
         self.trackers = None
-        self.unit: Stage | None = None  # the unit whose claim this process holds (kept fresh while training)
 
     def root_of(self, dataset: str) -> str:
         return getattr(self.cfg.data, f"{dataset}_root")

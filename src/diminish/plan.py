@@ -12,12 +12,15 @@ written in the config; the cache content hashes are recorded in every stage's re
 
 Units of work (:func:`units_of`): what one runner claims and runs at a time - a pre-training, an
 intermediate stage, or a grid cell (its ``evaluate`` stage, which runs its fine-tuning first).
-The cost of a stage in image-steps (:func:`image_steps`) is what ``--dry-run`` prints.
+The cost of a stage in image-steps (:func:`image_steps`), summed over the plan per stage kind
+(:func:`grid_cost`), is what ``--dry-run`` prints and what the benchmark's projection divides by
+its measured rates.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ from .config import ExperimentConfig, StageConfig, stable_hash
 
 KINDS = ("pretrain", "intermediate", "finetune", "evaluate")
 INTEL_TRAIN_IMAGES = 14_034  # the published archive's seg_train; used by --dry-run when the folder is absent
+INTEL_TEST_IMAGES = 3_000  # its seg_test, scored once by every intermediate stage (evaluate_test)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,24 @@ def image_steps(stage: Stage, cfg: ExperimentConfig, n_intel: int) -> int:
     if stage.kind == "finetune":
         return stage.finetune * cfg.finetune.epochs
     return cfg.finetune.test_size
+
+
+def grid_cost(plan: Plan, n_intel: int = INTEL_TRAIN_IMAGES, n_intel_test: int = INTEL_TEST_IMAGES,
+              include: Callable[[Stage], bool] | None = None) -> dict[str, dict[str, int]]:
+    """Per training kind: ``runs`` (stages), ``image_steps`` (the sum of :func:`image_steps` over
+    them) and ``eval_images`` (the Intel test set once per intermediate stage when
+    ``evaluate_test``; under ``finetune``, the images of its ``evaluate`` stages). ``include``
+    keeps only some stages (``--dry-run``: those still to run)."""
+    keep = include or (lambda s: True)
+    out = {}
+    for kind in ("pretrain", "intermediate", "finetune"):
+        stages = [s for s in plan.stages(kind) if keep(s)]
+        out[kind] = {"runs": len(stages), "image_steps": sum(image_steps(s, plan.cfg, n_intel) for s in stages),
+                     "eval_images": 0}
+    if plan.cfg.intermediate.evaluate_test:
+        out["intermediate"]["eval_images"] = n_intel_test * out["intermediate"]["runs"]
+    out["finetune"]["eval_images"] = sum(image_steps(s, plan.cfg, n_intel) for s in plan.stages("evaluate") if keep(s))
+    return out
 
 
 def units_of(plan: Plan) -> list[Stage]:

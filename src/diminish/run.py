@@ -33,8 +33,8 @@ from .assemble import finish
 from .clihelp import HelpFormatter, examples, launcher_note
 from .config import TRACKER_MODULES, ConfigError, RuntimeConfig, apply_overrides, load
 from .console import quiet_stdout
-from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, image_steps, units_of
-from .schedule import owners, parse_shard, run_jobs, schedule, unit_state, verify_finished
+from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, grid_cost, units_of
+from .schedule import RunOptions, parse_shard, run_jobs, schedule, unit_state, verify_finished
 from .store import Store, adopt_finished, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
@@ -115,15 +115,14 @@ def print_plan(plan: Plan, store: Store, cfg_path: str, base: Store | None = Non
                            f"{cfg.intermediate.batch_size} ({how})",
            "finetune": f"F x {cfg.finetune.epochs} epochs, batch {cfg.finetune.batch_size}",
            "evaluate": f"{cfg.finetune.test_size:,} test images, forward only"}
-    total = 0
+    todo = {s.key for s in plan.stages() if not store.is_done(s) and not (base and base.is_done(s))}
+    cost = grid_cost(plan, n_intel, include=lambda s: s.key in todo)
+    steps = {k: c["image_steps"] for k, c in cost.items()} | {"evaluate": cost["finetune"]["eval_images"]}
     for kind in KINDS:
         stages = plan.stages(kind)
-        todo = [s for s in stages if not store.is_done(s) and not (base and base.is_done(s))]
-        steps = sum(image_steps(s, cfg, n_intel) for s in todo)
-        if kind != "evaluate":
-            total += steps
-        print(f"{kind:<13}{len(stages):>7}{len(stages) - len(todo):>7}{len(todo):>7}{steps:>22,}  {per[kind]}")
-    print(f"training image-steps to run: {total:,}")
+        run = sum(s.key in todo for s in stages)
+        print(f"{kind:<13}{len(stages):>7}{len(stages) - run:>7}{run:>7}{steps[kind]:>22,}  {per[kind]}")
+    print(f"training image-steps to run: {sum(c['image_steps'] for c in cost.values()):,}")
     if base is not None:
         print(f"(reuse counts stages finished in {base.root}: --all links them into {store.root})")
 
@@ -260,13 +259,13 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: RuntimeConfig) -> int:
+def run_all(opts: RunOptions, cfg, plan: Plan, store: Store) -> int:
     import torch
 
     from . import engine, fastpath
     from .context import Context
 
-    k, n = parse_shard(args.shard)
+    rt = opts.rt
     units = units_of(plan)
     verify_finished(plan, store)
     todo = [u for u in units if not store.is_done(u)]
@@ -282,7 +281,7 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
         stop = engine.StopRequest().install()
         try:
             ctx = Context(cfg, rt, store, acc, stop=stop, fault=engine.Fault.from_env(),
-                          claim_timeout=args.claim_timeout)
+                          claim_timeout=opts.claim_timeout)
             if cfg.trackers and acc.is_main_process and acc.log_with:
                 ctx.trackers = Trackers(acc)
             for name in sorted({NEEDS[u.kind] for u in todo}):
@@ -291,7 +290,7 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
             if acc.is_main_process:
                 with root_lock(store):
                     atomic_write_bytes(store.root / "config.toml", cfg.source_text.encode())
-            code = schedule(ctx, plan, units, owners(units, n), f"{k}/{n}", args)
+            code = schedule(ctx, plan, units, opts)
             if ctx.trackers is not None:
                 ctx.trackers.close()
         finally:
@@ -299,9 +298,23 @@ def run_all(args: argparse.Namespace, cfg, plan: Plan, store: Store, rt: Runtime
         if code:
             return code
     main = acc.is_main_process if acc is not None else int(os.environ.get("RANK", "0")) == 0
-    if main and not args.no_assemble:
-        finish(plan, store, rt, args.claim_timeout)
+    if main and opts.assemble:
+        finish(plan, store, rt, opts.claim_timeout)
     return 0
+
+
+def runtime(args: argparse.Namespace) -> RuntimeConfig:
+    return RuntimeConfig(out_dir=Path(args.out), cache_dir=Path(args.cache_dir), progress=not args.no_progress,
+                         save_models=args.save_models, deterministic=args.deterministic,
+                         compile=args.compile, mixed_precision=args.mixed_precision,
+                         checkpoint_every=args.checkpoint_every)
+
+
+def run_options(args: argparse.Namespace, rt: RuntimeConfig) -> RunOptions:
+    """The ``--all`` run's options, read once from the parsed command line (``--shard`` checked)."""
+    k, n = parse_shard(args.shard)
+    return RunOptions(config=args.config, overrides=tuple(args.overrides), rt=rt, shard=k, shards=n, jobs=args.jobs,
+                      poll=args.poll, claim_timeout=args.claim_timeout, assemble=not args.no_assemble)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,10 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    rt = RuntimeConfig(out_dir=Path(args.out), cache_dir=Path(args.cache_dir), progress=not args.no_progress,
-                       save_models=args.save_models, deterministic=args.deterministic,
-                       compile=args.compile, mixed_precision=args.mixed_precision,
-                       checkpoint_every=args.checkpoint_every)
+    rt = runtime(args)
     plan = build_plan(cfg)
     store = Store(rt.out_dir / cfg.name)
     base = Store(rt.out_dir / base_cfg.name) if base_cfg.name != cfg.name else None
@@ -333,17 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.all:
         print("nothing to do: give --all (run the grid), --dry-run or --status; see --help", file=sys.stderr)
         return 2
-    parse_shard(args.shard)
     if args.jobs < 1:
         print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2
+    opts = run_options(args, rt)
     if base is not None and base.root.is_dir():
         n = adopt_finished(plan.stages(), store, base)
         if n:
             print(f"reusing {n} finished stages of {base.root} (same keys) in {store.root}", flush=True)
     if args.jobs > 1:
-        return run_jobs(args, list(sys.argv[1:] if argv is None else argv), plan, store, rt)
-    return run_all(args, cfg, plan, store, rt)
+        return run_jobs(opts, list(sys.argv[1:] if argv is None else argv), plan, store)
+    return run_all(opts, cfg, plan, store)
 
 
 def cli(argv: list[str] | None = None) -> int:

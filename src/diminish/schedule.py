@@ -4,18 +4,21 @@ units round-robin in plan order (:func:`owners`) so each job starts on its own s
 helps with any unclaimed unit; ``--jobs J`` starts J local worker processes, each a shard
 (:func:`run_jobs`). Claims (:mod:`diminish.store`) make sure no stage runs twice; a job whose
 next units wait on another job's stage polls until it is done. Also a unit's state as ``--status``
-reports it (:func:`unit_state`) and the parsing of ``--shard`` (:func:`parse_shard`).
+reports it (:func:`unit_state`), the parsing of ``--shard`` (:func:`parse_shard`) and
+:class:`RunOptions`, a ``--all`` run's options, parsed once from the command line by
+:mod:`diminish.run` and written back as a worker's command line by :meth:`RunOptions.argv`.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import shlex
 import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from .assemble import finish
 from .config import RuntimeConfig
@@ -40,6 +43,49 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise SystemExit(f"--shard {text!r}: need N >= 1 and 0 <= K < N")
     return k, n
 
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one ``--all`` run was asked to do: the experiment (config file and ``--set``
+    overrides), the switches that do not change results, this job's share of the grid (``shard``
+    of ``shards``), ``jobs`` local workers, the waiting and claim times, and whether to assemble
+    results.nc at the end (``--jobs`` workers leave that to their parent)."""
+
+    config: str
+    overrides: tuple[str, ...] = ()
+    rt: RuntimeConfig = RuntimeConfig()
+    shard: int = 0
+    shards: int = 1
+    jobs: int = 1
+    poll: float = 5.0
+    claim_timeout: float = 1800.0
+    assemble: bool = True
+
+    @property
+    def shard_label(self) -> str:
+        """``K/N``, as ``--shard`` takes it and claims record it."""
+        return f"{self.shard}/{self.shards}"
+
+    def worker(self, i: int) -> RunOptions:
+        """Worker ``i`` of ``--jobs``: shard ``K*J + i`` of ``N*J``, no progress bars, no assembly."""
+        return dataclasses.replace(self, shard=self.shard * self.jobs + i, shards=self.shards * self.jobs,
+                                   jobs=1, assemble=False, rt=dataclasses.replace(self.rt, progress=False))
+
+    def argv(self) -> list[str]:
+        """The ``python -m diminish.run`` arguments that give these options back."""
+        rt = self.rt
+        out = ["--config", self.config, *(a for o in self.overrides for a in ("--set", o)), "--all",
+               "--out", str(rt.out_dir), "--cache-dir", str(rt.cache_dir),
+               "--shard", self.shard_label, "--jobs", str(self.jobs),
+               "--poll", repr(self.poll), "--claim-timeout", repr(self.claim_timeout)]
+        flags = {"--save-models": rt.save_models, "--no-progress": not rt.progress,
+                 "--deterministic": rt.deterministic, "--compile": rt.compile, "--no-assemble": not self.assemble}
+        out += [f for f, on in flags.items() if on]
+        if rt.mixed_precision is not None:
+            out += ["--mixed-precision", rt.mixed_precision]
+        if rt.checkpoint_every is not None:
+            out += ["--checkpoint-every", repr(rt.checkpoint_every)]
+        return out
 
 
 def verify_finished(plan: Plan, store: Store) -> int:
@@ -73,22 +119,22 @@ def unit_state(store: Store, unit: Stage, timeout: float) -> str:
     return "failed" if store.failure(unit) else "pending"
 
 
-def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: str, args) -> int:
-    """Claim and run units until none is left; returns the exit status."""
+def schedule(ctx, plan: Plan, units: list[Stage], opts: RunOptions) -> int:
+    """Claim and run units until none is left, this shard's own first; returns the exit status."""
     from accelerate.utils import broadcast_object_list
 
     from .engine import agree
     from .stages import execute
 
-    store, acc, me = ctx.store, ctx.acc, int(shard.split("/")[0])
+    store, acc, owner = ctx.store, ctx.acc, owners(units, opts.shards)
     index = {u.key: i for i, u in enumerate(units)}
-    order = sorted(units, key=lambda u: (owner[u.key] != me, index[u.key]))
+    order = sorted(units, key=lambda u: (owner[u.key] != opts.shard, index[u.key]))
     ran, waited_on = 0, None
     total = len(units)
     while True:
         choice: list = [None]
         if acc.is_main_process:
-            choice[0] = pick(store, order, index, ctx.claim_timeout, shard)
+            choice[0] = pick(store, order, index, ctx.claim_timeout, opts.shard_label)
         if acc.num_processes > 1:
             broadcast_object_list(choice)
         c = choice[0]
@@ -102,7 +148,7 @@ def schedule(ctx, plan: Plan, units: list[Stage], owner: dict[str, int], shard: 
             if acc.is_main_process and c[1] != waited_on:
                 print(f"waiting for {c[1]} (another job is running it)", flush=True)
                 waited_on = c[1]
-            time.sleep(args.poll)
+            time.sleep(opts.poll)
             continue
         unit, waited_on = units[c], None
         t0 = time.perf_counter()
@@ -169,22 +215,12 @@ def _stopped(ctx, detail: str | None) -> int:
     return ctx.stop.exit_code
 
 
-def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store, rt: RuntimeConfig) -> int:
-    """``--jobs J``: J local worker processes, each ``--shard``, sharing the output folder."""
+def run_jobs(opts: RunOptions, argv: list[str], plan: Plan, store: Store) -> int:
+    """``--jobs J``: J local worker processes (:meth:`RunOptions.worker`) sharing the output
+    folder; ``argv``, the command as typed, is what a stopped worker says to rerun."""
     import signal
 
-    j = args.jobs
-    k, n = parse_shard(args.shard)
-    rest, skip = [], False
-    for a in argv:  # drop --jobs/--shard (and their values) from the children's arguments
-        if skip:
-            skip = False
-            continue
-        if a in ("--jobs", "--shard"):
-            skip = True
-            continue
-        if not a.startswith(("--jobs=", "--shard=")):
-            rest.append(a)
+    j = opts.jobs
     threads = max(1, (os.cpu_count() or 1) // j)
     gpus = _cuda_count()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads),
@@ -195,8 +231,7 @@ def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store
         if gpus:  # dealt round-robin: J > GPUs puts several small runs on each GPU at once
             e["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
             e["DIMINISH_WORKERS_PER_GPU"] = str(sum(1 for w in range(j) if w % gpus == i % gpus))
-        cmd = [sys.executable, "-m", "diminish.run", *rest, "--no-progress", "--no-assemble",
-               "--shard", f"{k * j + i}/{n * j}"]
+        cmd = [sys.executable, "-m", "diminish.run", *opts.worker(i).argv()]
         kids.append(subprocess.Popen(cmd, env=e))
     per_gpu = "" if not gpus else ", one GPU each" if gpus >= j else f", {-(-j // gpus)} at most per GPU"
     print(f"{j} worker processes ({threads} CPU threads each{per_gpu}): "
@@ -216,7 +251,7 @@ def run_jobs(args: argparse.Namespace, argv: list[str], plan: Plan, store: Store
     bad = [c for c in codes if c != 0]
     if bad:
         return max(bad) if all(c > 0 for c in bad) else 1
-    finish(plan, store, rt, args.claim_timeout)
+    finish(plan, store, opts.rt, opts.claim_timeout)
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def _ce_loss(m, b):
     return cross_entropy(m(b["x"]).float(), b["y"]), b["n"]
 
 
-def run_pretrain(ctx: Context, stage: Stage) -> dict:
+def run_pretrain(ctx: Context, stage: Stage, heartbeat=None) -> dict:
     import torch
 
     from .data.splits import pretrain_subset
@@ -123,15 +124,15 @@ def run_pretrain(ctx: Context, stage: Stage) -> dict:
         return m(b["x"], mask=b["mask"]), b["n"]
 
     batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
-    model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx))
+    model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx), heartbeat)
     if ctx.is_main:
         atomic_torch_save(ctx.store.dir(stage) / "model.pt", _model_blob(ctx, stage, "simmim", model))
-    return {"pretrain": stage.pretrain, "seed": stage.seed, "final_loss": state["history"][-1] if state["history"]
-            else float("nan"), "history": state["history"], "train_seconds": state["seconds"],
+    return {"pretrain": stage.pretrain, "seed": stage.seed, "final_loss": state.history[-1] if state.history
+            else float("nan"), "history": state.history, "train_seconds": state.seconds,
             "images": len(idx), "cache_hash": data.cache.hash}
 
 
-def run_intermediate(ctx: Context, stage: Stage) -> dict:
+def run_intermediate(ctx: Context, stage: Stage, heartbeat=None) -> dict:
     import torch
 
     from .data.transforms import cls_augment, normalize
@@ -153,7 +154,7 @@ def run_intermediate(ctx: Context, stage: Stage) -> dict:
         return {"x": cls_augment(raw["images"], gen), "y": raw["labels"], "n": raw["n"]}
 
     batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
-    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx))
+    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx), heartbeat)
     test = ctx.intel_test() if sc.evaluate_test else None
     split = "test" if test is not None else "train"
     edata = ctx.data("intel", "test") if test is not None else data
@@ -171,8 +172,8 @@ def run_intermediate(ctx: Context, stage: Stage) -> dict:
         atomic_torch_save(ctx.store.dir(stage) / "model.pt",
                           _model_blob(ctx, stage, "classify", model, num_classes=sc.num_classes))
     return {"pretrain": stage.pretrain, "seed": stage.seed, "accuracy": accuracy, "accuracy_split": split,
-            "final_loss": state["history"][-1] if state["history"] else float("nan"),
-            "history": state["history"], "train_seconds": state["seconds"], "confusion": cm.tolist(),
+            "final_loss": state.history[-1] if state.history else float("nan"),
+            "history": state.history, "train_seconds": state.seconds, "confusion": cm.tolist(),
             "cache_hash": data.cache.hash}
 
 
@@ -184,8 +185,9 @@ def _pets(ctx: Context):
     return data, test_idx, pool_idx
 
 
-def run_finetune(ctx: Context, stage: Stage):
-    """Returns (record, trained Segmenter)."""
+def run_finetune(ctx: Context, stage: Stage, heartbeat=None):
+    """Returns (record, trained Segmenter). ``heartbeat`` (here and in the other ``run_*``): keeps
+    the claim of the unit being run fresh while training (:func:`diminish.training.train`)."""
     import torch
 
     from .data.splits import finetune_subset
@@ -207,12 +209,12 @@ def run_finetune(ctx: Context, stage: Stage):
         return {"x": x, "y": y, "n": raw["n"]}
 
     batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
-    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx))
+    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx), heartbeat)
     if ctx.is_main:
         atomic_torch_save(ctx.store.dir(stage) / "model.pt", _model_blob(ctx, stage, "segment", model, num_classes=3))
     record = {"pretrain": stage.pretrain, "intermediate": stage.intermediate, "finetune": stage.finetune,
-              "seed": stage.seed, "final_loss": state["history"][-1] if state["history"] else float("nan"),
-              "history": state["history"], "train_seconds": state["seconds"], "cache_hash": data.cache.hash}
+              "seed": stage.seed, "final_loss": state.history[-1] if state.history else float("nan"),
+              "history": state.history, "train_seconds": state.seconds, "cache_hash": data.cache.hash}
     return record, model
 
 
@@ -308,12 +310,12 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
     stage, or a grid cell (an ``evaluate`` stage, running its fine-tuning first when needed).
     Writes the stage folders (main process only); returns the unit's record."""
     store, current = ctx.store, unit
-    ctx.unit = unit
+    heartbeat = functools.partial(store.heartbeat, unit)  # the unit's claim, also while its fine-tuning trains
     try:
         if unit.kind in ("pretrain", "intermediate"):
             if ctx.is_main:
                 store.begin(unit)
-            record = (run_pretrain if unit.kind == "pretrain" else run_intermediate)(ctx, unit)
+            record = (run_pretrain if unit.kind == "pretrain" else run_intermediate)(ctx, unit, heartbeat)
             record["device"] = _device_name(ctx)
             if ctx.is_main:
                 store.finish(unit, record)
@@ -332,7 +334,7 @@ def execute(ctx: Context, plan: Plan, unit: Stage) -> dict:
                 with contextlib.suppress(FileNotFoundError):
                     (store.dir(ft) / "done").unlink()  # weights gone: the stage must run again
                 store.begin(ft)
-            record, model = run_finetune(ctx, ft)
+            record, model = run_finetune(ctx, ft, heartbeat)
             if ctx.is_main:
                 store.finish(ft, record)
             ctx.acc.wait_for_everyone()

@@ -1,14 +1,21 @@
-"""Training one stage's model over its epochs, resumably: the optimiser and learning-rate
-schedule, checkpoints (model, optimiser, scheduler, scaler, epoch, step, RNG states) written at
-epoch ends and when a stop is requested, the stage's log events, progress bar, trackers and the
-claim's heartbeat. The steps of one epoch are :func:`diminish.engine.train_one_epoch`'s."""
+"""Training one stage's model over its epochs, resumably. :class:`TrainState` is the one object
+that holds what a checkpoint restores (epoch, step, running loss, seconds, loss history, and the
+model, optimiser, LR scheduler and AMP scaler); :class:`Checkpointer` writes and reads it
+(``checkpoint.pt`` with its size and SHA-256 in ``checkpoint.json``, loaded with
+``weights_only=True``, a damaged one set aside); :func:`train` runs the epochs, writing a
+checkpoint at epoch ends and when a stop is requested, and emits the stage's log events, progress
+bar, tracker values and the heartbeat callback its caller passes in (the claim of the unit being
+run). The steps of one epoch are :func:`diminish.engine.train_one_epoch`'s."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import StageConfig
 from .context import Context
@@ -97,8 +104,111 @@ def read_checkpoint(path: Path, stage: Stage) -> dict | None:
     return None
 
 
-def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batches, n_images: int):
-    """Train ``model`` for ``sc.epochs`` epochs with checkpoints; returns (unwrapped model, state)."""
+@dataclass
+class TrainState:
+    """Everything a stage's checkpoint restores, in one object (the shape of Accelerate's
+    ``register_for_checkpointing``): the progress counters, the loss history and wall time, and
+    the model, optimiser, LR scheduler and AMP scaler whose states are saved with them.
+
+    ``epoch``/``step`` are where training continues; ``loss_sum``/``count`` the running loss of
+    the epoch in progress (zero at an epoch's end); ``history`` one mean loss per finished epoch."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    scaler: Any = None
+    epoch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    count: int = 0
+    seconds: float = 0.0
+    history: list[float] = field(default_factory=list)
+
+    def progress(self) -> dict:
+        """The counters as the checkpoint's ``state`` entry holds them."""
+        return {"epoch": self.epoch, "step": self.step, "loss_sum": self.loss_sum, "count": self.count,
+                "seconds": self.seconds, "history": self.history}
+
+    def state_dict(self) -> dict:
+        """The checkpoint's entries, but the stage key (:class:`Checkpointer` adds it)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "state": self.progress(), "rng": rng_state()}
+
+    def load_state_dict(self, blob: dict) -> None:
+        """Restore weights, optimiser, scheduler, scaler (when both sides have one), RNG states and
+        counters from a checkpoint read by :func:`read_checkpoint`."""
+        self.model.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.scheduler.load_state_dict(blob["scheduler"])
+        if blob.get("scaler") is not None and self.scaler is not None:
+            self.scaler.load_state_dict(blob["scaler"])
+        set_rng_state(blob["rng"])
+        p = blob["state"]
+        self.epoch, self.step, self.loss_sum, self.count = p["epoch"], p["step"], p["loss_sum"], p["count"]
+        self.seconds, self.history = p["seconds"], p["history"]
+
+
+class Checkpointer:
+    """A stage's ``checkpoint.pt`` and its ``checkpoint.json`` (size and SHA-256): :meth:`load`
+    restores a :class:`TrainState` from it (checked by :func:`read_checkpoint`), :meth:`save`
+    writes one (main process only; the others return at once)."""
+
+    def __init__(self, folder: Path, stage: Stage, is_main: bool = True) -> None:
+        self.path, self.stage, self.is_main = folder / "checkpoint.pt", stage, is_main
+
+    def load(self, state: TrainState) -> bool:
+        """True when a checkpoint was found and restored into ``state``."""
+        blob = read_checkpoint(self.path, self.stage)
+        if blob is None:
+            return False
+        state.load_state_dict(blob)
+        return True
+
+    def save(self, state: TrainState) -> None:
+        if not self.is_main:
+            return
+        side = self.path.with_suffix(".json")
+        with contextlib.suppress(FileNotFoundError):  # a kill before the new one is written leaves none
+            side.unlink()
+        written = atomic_torch_save(self.path, {"key": self.stage.key, **state.state_dict()})
+        atomic_write_json(side, written)
+
+
+HEARTBEAT_SECONDS = 30.0  # between claim refreshes while training (the claim timeout is far longer)
+
+
+class _Progress:
+    """The progress bar and the throttled heartbeat, fed by the epoch loop's sync points."""
+
+    def __init__(self, bar, heartbeat: Callable[[], None]) -> None:
+        self.bar, self.heartbeat = bar, heartbeat
+        self.epoch = self.done = 0
+        self.last_beat = time.time()
+
+    def start_epoch(self, epoch: int, step: int) -> None:
+        self.epoch, self.done = epoch, step
+
+    def on_sync(self, step: int, loss: float, ips: float) -> None:
+        self.bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}", img_s=f"{ips:.0f}", refresh=False)
+        self.bar.update(step + 1 - self.done)
+        self.done = step + 1
+        if time.time() - self.last_beat > HEARTBEAT_SECONDS:
+            self.heartbeat()
+            self.last_beat = time.time()
+
+
+def _no_heartbeat() -> None:
+    pass
+
+
+def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batches, n_images: int,
+          heartbeat: Callable[[], None] | None = None) -> tuple[Any, TrainState]:
+    """Train ``model`` for ``sc.epochs`` epochs with checkpoints, resuming from the stage's
+    checkpoint when there is one; returns (unwrapped model, final :class:`TrainState`).
+    ``heartbeat`` refreshes the claim of the unit being run (the main process calls it at each
+    checkpoint and every 30 s); None: no claim to keep fresh."""
     import math
 
     import torch
@@ -107,84 +217,59 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
     from . import engine, fastpath
 
     acc, store, d = ctx.acc, ctx.store, ctx.store.dir(stage)
+    beat = heartbeat if heartbeat is not None and ctx.is_main else _no_heartbeat
     model.to(ctx.device)
     opt = fastpath.make_optimizer(model.parameters(), sc.lr, sc.weight_decay, ctx.device)
-    sched = _scheduler(opt, sc)
-    state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "count": 0, "seconds": 0.0, "history": []}
-    ck = d / "checkpoint.pt"
-    blob = read_checkpoint(ck, stage)
-    if blob is not None:
-        model.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["optimizer"])
-        sched.load_state_dict(blob["scheduler"])
-        if blob.get("scaler") is not None and acc.scaler is not None:
-            acc.scaler.load_state_dict(blob["scaler"])
-        set_rng_state(blob["rng"])
-        state = blob["state"]
+    state = TrainState(model, opt, _scheduler(opt, sc), acc.scaler)
+    ckpt = Checkpointer(d, stage, ctx.is_main)
+    if ckpt.load(state):
         if ctx.is_main:
-            store.log(stage, "resume", epoch=state["epoch"], step=state["step"])
+            store.log(stage, "resume", epoch=state.epoch, step=state.step)
     elif ctx.is_main:
         store.log(stage, "start")
-
-    last_save = [time.time()]
     every = ctx.rt.checkpoint_every
     if every is None:  # CPU epochs are long next to a write; GPU epochs of small stages are not
         every = 0.0 if ctx.device.type == "cpu" else 30.0
 
-    def save() -> None:
-        last_save[0] = time.time()
-        if not ctx.is_main:
-            return
-        with contextlib.suppress(FileNotFoundError):  # a kill before the new one is written leaves none
-            ck.with_suffix(".json").unlink()
-        written = atomic_torch_save(ck, {
-            "key": stage.key, "model": acc.unwrap_model(pmodel).state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "scaler": acc.scaler.state_dict() if acc.scaler else None,
-            "state": state, "rng": rng_state()})
-        atomic_write_json(ck.with_suffix(".json"), written)
-        store.heartbeat(ctx.unit or stage)
-
     pmodel, popt = acc.prepare(model, opt)  # pmodel, not the compiled wrapper, is saved and returned
+    state.model = acc.unwrap_model(pmodel)  # the same module (DDP only wraps it)
     fmodel = fastpath.maybe_compile(pmodel, ctx.rt.compile)  # the same parameters, a compiled forward
     steps = math.ceil(n_images / sc.batch_size) if n_images else 0
-    bar = tqdm(total=sc.epochs * steps, initial=state["epoch"] * steps + state["step"], desc=stage.label,
+    bar = tqdm(total=sc.epochs * steps, initial=state.epoch * steps + state.step, desc=stage.label,
                unit="step", leave=False, dynamic_ncols=True, disable=not (ctx.is_main and ctx.rt.progress))
-    beat = [time.time()]
-    done_steps = [state["step"]]
+    progress = _Progress(bar, beat)
 
-    def on_sync(step: int, loss: float, ips: float) -> None:
-        bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", img_s=f"{ips:.0f}", refresh=False)
-        bar.update(step + 1 - done_steps[0])
-        done_steps[0] = step + 1
-        if ctx.is_main and time.time() - beat[0] > 30:
-            store.heartbeat(ctx.unit or stage)
-            beat[0] = time.time()
+    def save() -> float:
+        ckpt.save(state)
+        beat()
+        return time.time()
 
+    last_save = time.time()
     try:
-        for epoch in range(state["epoch"], sc.epochs):
-            done_steps[0] = state["step"]
+        for epoch in range(state.epoch, sc.epochs):
+            progress.start_epoch(epoch, state.step)
             res = engine.train_one_epoch(
                 fmodel, popt, loss_fn, make_batches(epoch), accelerator=acc, kind=stage.kind, epoch=epoch,
-                where=stage.label, start_step=state["step"], loss_sum=state["loss_sum"], count=state["count"],
-                grad_clip=sc.grad_clip, stop=ctx.stop, sync_every=ctx.sync_every, on_sync=on_sync,
+                where=stage.label, start_step=state.step, loss_sum=state.loss_sum, count=state.count,
+                grad_clip=sc.grad_clip, stop=ctx.stop, sync_every=ctx.sync_every, on_sync=progress.on_sync,
                 fault=ctx.fault)
-            state["seconds"] += res.seconds
+            state.seconds += res.seconds
             if res.interrupted:
-                state.update(epoch=epoch, step=res.next_step, loss_sum=res.loss_sum, count=res.count)
+                state.epoch, state.step, state.loss_sum, state.count = epoch, res.next_step, res.loss_sum, res.count
                 save()
                 if ctx.is_main:
                     store.log(stage, "interrupted", epoch=epoch, step=res.next_step)
                 raise StageInterrupted(stage, epoch, res.next_step, d)
-            sched.step()
+            state.scheduler.step()
             totals = torch.tensor([res.loss_sum, float(res.count)], dtype=torch.float64, device=ctx.device)
             if acc.num_processes > 1:
                 totals = acc.reduce(totals, reduction="sum")
             loss = float(totals[0] / totals[1]) if totals[1] > 0 else math.nan
-            state.update(epoch=epoch + 1, step=0, loss_sum=0.0, count=0)
-            state["history"].append(loss)
+            state.epoch, state.step, state.loss_sum, state.count = epoch + 1, 0, 0.0, 0
+            state.history.append(loss)
             stopping = ctx.stop is not None and epoch + 1 < sc.epochs and engine.agree(ctx.stop.requested, acc)
-            if stopping or time.time() - last_save[0] >= every:
-                save()
+            if stopping or time.time() - last_save >= every:
+                last_save = save()
             if ctx.is_main:
                 lr = opt.param_groups[0]["lr"]
                 store.log(stage, "epoch", epoch=epoch, loss=loss, lr=lr, seconds=res.seconds,

@@ -1,39 +1,23 @@
 """From measured rates to the wall time of the whole configured grid on this device.
 
-:func:`grid_workload` counts the work the grid asks for (training image-steps and evaluated
-images per stage type); :func:`project_grid` divides it by the benchmark's median rates. Start-up
+:func:`grid_workload` is the work the grid asks for (training image-steps and evaluated images per
+stage type: :func:`diminish.plan.grid_cost`, the sum over the grid's stages that ``--dry-run``
+prints too); :func:`project_grid` divides it by the benchmark's median rates. Start-up
 costs (building models, reading caches, compiling) are not included.
 """
 
 from __future__ import annotations
 
 from ..config import ExperimentConfig
-
-INTEL_TRAIN = 14_034  # Intel seg_train images (the intermediate stage's epoch)
-INTEL_TEST = 3_000  # Intel seg_test images (evaluated once per intermediate run)
+from ..plan import INTEL_TEST_IMAGES as INTEL_TEST
+from ..plan import INTEL_TRAIN_IMAGES as INTEL_TRAIN
+from ..plan import build_plan, grid_cost
 
 
 def grid_workload(cfg: ExperimentConfig, intel_train: int = INTEL_TRAIN, intel_test: int = INTEL_TEST) -> dict:
-    """Training image-steps and evaluated images per stage type for the configured grid.
-
-    pretrain: every non-zero size x epochs x seeds; intermediate: Intel train x epochs for every
-    pre-training size (with the intermediate condition on) x seeds; fine-tuning: every size x
-    epochs x pre-training sizes x intermediate conditions x seeds. Evaluation: the Intel test set
-    once per intermediate run, the Pets test set once per fine-tuning run.
-    """
-    seeds, n_pre = len(cfg.seeds), len(cfg.pretrain.sizes)
-    n_inter = n_pre * (True in cfg.intermediate.conditions) * seeds
-    n_fine = len(cfg.finetune.sizes) * n_pre * len(cfg.intermediate.conditions) * seeds
-    return {
-        "pretrain": {"runs": sum(1 for s in cfg.pretrain.sizes if s) * seeds,
-                     "image_steps": sum(cfg.pretrain.sizes) * cfg.pretrain.epochs * seeds, "eval_images": 0},
-        "intermediate": {"runs": n_inter, "image_steps": intel_train * cfg.intermediate.epochs * n_inter,
-                         "eval_images": intel_test * n_inter if cfg.intermediate.evaluate_test else 0},
-        "finetune": {"runs": n_fine,
-                     "image_steps": sum(cfg.finetune.sizes) * cfg.finetune.epochs * n_pre
-                     * len(cfg.intermediate.conditions) * seeds,
-                     "eval_images": cfg.finetune.test_size * n_fine},
-    }
+    """Runs, training image-steps and evaluated images per stage type for the configured grid
+    (:func:`diminish.plan.grid_cost` of its plan)."""
+    return grid_cost(build_plan(cfg), intel_train, intel_test)
 
 
 def project_grid(cfg: ExperimentConfig, stages: dict) -> dict:
