@@ -67,6 +67,7 @@ class FinetuneConfig(StageConfig):
     test_size: int = 1000
     split_seed: int = 42  # the paper's torch.Generator seed for the held-out test set
     eval_batch_size: int = 256
+    eval_original_resolution: bool = False  # also score at each trimap's original size (image_metrics)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,10 @@ def build_plan(cfg: ExperimentConfig) -> Plan:
     def data_slice(name: str) -> dict:
         return {"root": d["data"][f"{name}_root"], "limit": cfg.data.limit, "skip_bad": cfg.data.skip_bad}
 
+    def ev_spec(ft: Stage) -> dict:  # the original-resolution option enters the key only when on
+        return {"upstream": ft.key, **({"eval_original_resolution": True}
+                                       if cfg.finetune.eval_original_resolution else {})}
+
     def make(kind, spec, **kw) -> Stage:
         spec = {"kind": kind, **spec}
         return Stage(kind, stable_hash(spec), spec=spec, **kw)
@@ -104,7 +108,7 @@ def build_plan(cfg: ExperimentConfig) -> Plan:
                         "test_size": cfg.finetune.test_size, "split_seed": cfg.finetune.split_seed,
                         "train": _train_slice(cfg.finetune), "data": data_slice("pets"),
                     }, pretrain=p, seed=seed, intermediate=i, finetune=f, upstream=src)
-                    ev[p, i, f, seed] = make("evaluate", {"upstream": ft.key}, pretrain=p, seed=seed,
+                    ev[p, i, f, seed] = make("evaluate", ev_spec(ft), pretrain=p, seed=seed,
                                              intermediate=i, finetune=f, upstream=ft)
     i0 = False if False in cfg.intermediate.conditions else True
     examples = (max(cfg.pretrain.sizes), i0, max(cfg.finetune.sizes), cfg.seeds[0])

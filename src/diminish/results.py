@@ -15,6 +15,18 @@ Variables (metrics in percent, NaN where a cell was not run)
     final_loss(pretrain, intermediate, finetune, seed)     last fine-tuning epoch's mean loss
     pretrain_loss(pretrain, seed)                          final SimMIM loss (NaN for P = 0)
     intermediate_accuracy(pretrain, seed)                  Intel accuracy after the intermediate stage
+    miou_image(pretrain, intermediate, finetune, seed)     mean over test images of each image's own mIoU
+    miou_original(pretrain, intermediate, finetune, seed)  dataset-level mIoU at each test image's original
+                                                           trimap resolution (logits upsampled); NaN unless
+                                                           ``finetune.eval_original_resolution``
+    miou_image_original(...)                               the per-image mean at original resolution (ditto)
+
+Training curves (one epoch dimension per stage kind, since their epoch counts differ; coordinate
+1..E; NaN where a stage has not run or ran fewer epochs)
+    pretrain_loss_curve(pretrain, seed, pretrain_epoch)    mean SimMIM masked-L1 loss of each epoch
+    intermediate_loss_curve(pretrain, seed, intermediate_epoch)   mean cross-entropy of each epoch
+    intermediate_accuracy_curve(pretrain, seed, intermediate_epoch)  training accuracy of each epoch (%)
+    finetune_loss_curve(pretrain, intermediate, finetune, seed, finetune_epoch)  mean cross-entropy
 
 attrs: config text and hash, package/torch/accelerate versions, git commit, device, data roots,
 cache hashes, creation time, ``synthetic`` (1 when made from synthetic stand-in data).
@@ -37,6 +49,23 @@ from .model import TRIMAP_CLASSES
 CELL_DIMS = ("pretrain", "intermediate", "finetune", "seed")
 CELL_VARS = ("accuracy", "miou", "train_seconds", "final_loss")
 STAGE_VARS = ("pretrain_loss", "intermediate_accuracy")
+# metric variants beside the dataset-level mIoU (item 5 of issue 15): record key -> (variable, long_name)
+MIOU_VARIANTS = {
+    "miou_image": "mean over test images of the per-image mIoU (128 px)",
+    "miou_original": "dataset-level mIoU at the original trimap resolution (logits upsampled)",
+    "miou_image_original": "mean per-image mIoU at the original trimap resolution (logits upsampled)",
+}
+# training curves: variable -> (record kind, record key, dims before the epoch dim, epoch dim, long_name, units)
+CURVES = {
+    "pretrain_loss_curve": ("pretrain", "history", ("pretrain", "seed"), "pretrain_epoch",
+                            "SimMIM masked-L1 training loss per epoch", "1"),
+    "intermediate_loss_curve": ("intermediate", "history", ("pretrain", "seed"), "intermediate_epoch",
+                                "intermediate cross-entropy training loss per epoch", "1"),
+    "intermediate_accuracy_curve": ("intermediate", "accuracy_history", ("pretrain", "seed"),
+                                    "intermediate_epoch", "intermediate training accuracy per epoch", "%"),
+    "finetune_loss_curve": ("finetune", "history", CELL_DIMS, "finetune_epoch",
+                            "fine-tuning cross-entropy training loss per epoch", "1"),
+}
 
 
 def empty_results(
@@ -62,7 +91,30 @@ def empty_results(
     for v in ("accuracy", "miou", "iou", "intermediate_accuracy"):
         ds[v].attrs["units"] = "%"
     ds["train_seconds"].attrs["units"] = "s"
+    for v, long_name in MIOU_VARIANTS.items():
+        ds[v] = (CELL_DIMS, np.full(shape, np.nan), {"long_name": long_name, "units": "%"})
     return ds
+
+
+def _add_curves(ds: xr.Dataset, records: Mapping[str, list]) -> None:
+    """Add the per-epoch training curves from the records' histories (see :data:`CURVES`)."""
+    for var, (kind, key, dims, edim, long_name, units) in CURVES.items():
+        recs = [r for r in records.get(kind, ()) if r.get(key) is not None]
+        n = max([len(r[key]) for r in recs], default=0)
+        if edim not in ds.coords:
+            ds.coords[edim] = np.arange(1, n + 1, dtype=np.int64)
+        n = len(ds[edim])
+        shape = tuple(len(ds[d]) for d in dims) + (n,)
+        ds[var] = (dims + (edim,), np.full(shape, np.nan), {"long_name": long_name, "units": units})
+        scale = 100.0 if units == "%" else 1.0
+        for rec in recs:
+            where = {d: bool(rec[d]) if d == "intermediate" else int(rec[d]) for d in dims}
+            if any(v not in ds[d].values for d, v in where.items()):
+                raise ValueError(f"{kind} record {where}: not in the grid")
+            hist = [scale * (np.nan if v is None else float(v)) for v in rec[key]][:n]
+            row = np.full(n, np.nan)
+            row[:len(hist)] = hist
+            ds[var].loc[where] = row
 
 
 def write_results(ds: xr.Dataset, path: str | Path) -> Path:
@@ -112,6 +164,7 @@ def from_records(
     pretrain_records: Iterable[Mapping] = (),
     intermediate_records: Iterable[Mapping] = (),
     attrs: Mapping | None = None,
+    finetune_records: Iterable[Mapping] = (),
 ) -> xr.Dataset:
     """Assemble a results Dataset from the runner's per-stage records.
 
@@ -120,8 +173,12 @@ def from_records(
     plus ``train_seconds`` and ``final_loss``. ``pretrain_records`` carry ``pretrain, seed,
     final_loss``; ``intermediate_records`` carry ``pretrain, seed, accuracy`` (fraction). Scores
     are stored in percent. A record for a coordinate outside the grid is an error; cells without a
-    record stay NaN.
+    record stay NaN. Optional cell keys ``miou_image``, ``miou_original``, ``miou_image_original``
+    (fractions) fill the metric variants. The ``history`` lists of the pretrain, intermediate and
+    ``finetune_records`` (and ``accuracy_history`` of intermediate records) fill the curves.
     """
+    cells, pretrain_records = list(cells), list(pretrain_records)
+    intermediate_records, finetune_records = list(intermediate_records), list(finetune_records)
     ds = empty_results(pretrain, intermediate, finetune, seeds, attrs=attrs)
 
     def at(rec: Mapping, dims: tuple[str, ...]) -> dict:
@@ -143,10 +200,14 @@ def from_records(
         ds["iou"].loc[w] = [100.0 * num(v) for v in rec["iou"]]
         ds["train_seconds"].loc[w] = num(rec.get("train_seconds"))
         ds["final_loss"].loc[w] = num(rec.get("final_loss"))
+        for v in MIOU_VARIANTS:
+            ds[v].loc[w] = 100.0 * num(rec.get(v))
     for rec in pretrain_records:
         ds["pretrain_loss"].loc[at(rec, ("pretrain", "seed"))] = num(rec.get("final_loss"))
     for rec in intermediate_records:
         ds["intermediate_accuracy"].loc[at(rec, ("pretrain", "seed"))] = 100.0 * num(rec["accuracy"])
+    _add_curves(ds, {"pretrain": pretrain_records, "intermediate": intermediate_records,
+                     "finetune": finetune_records})
     return ds
 
 

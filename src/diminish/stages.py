@@ -206,10 +206,15 @@ def load_model(path: Path):
     """A saved model file -> (module, blob). Works for the files written by every stage."""
     import torch
 
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    return model_from_blob(blob, path), blob
+
+
+def model_from_blob(blob, path):
+    """The module a model file's contents describe, with its weights loaded."""
     from .model import Classifier, Segmenter, ViNy, ViNyConfig
     from .simmim import SimMIM, SimMIMConfig
 
-    blob = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(blob, dict) or blob.get("format") != 1 or "state_dict" not in blob:
         raise ValueError(f"{path}: not a diminish model file")
     backbone = ViNy(ViNyConfig(**blob["model_config"]))
@@ -221,7 +226,7 @@ def load_model(path: Path):
     else:
         model = SimMIM(backbone, SimMIMConfig(**blob["spec"].get("simmim", {})))
     model.load_state_dict(blob["state_dict"])
-    return model, blob
+    return model
 
 
 def segment_scores(ctx: Context, model, data: DeviceData, idx, batch_size: int):
@@ -270,7 +275,25 @@ def run_evaluate(ctx: Context, stage: Stage, model=None, examples: int = 0) -> d
     return {"pretrain": stage.pretrain, "intermediate": stage.intermediate, "finetune": stage.finetune,
             "seed": stage.seed, "accuracy": scores["accuracy"], "miou": scores["miou"], "iou": scores["iou"],
             "confusion": cm.tolist(), "n_test": len(test_idx), "train_seconds": ftrec.get("train_seconds"),
-            "final_loss": ftrec.get("final_loss"), "cache_hash": data.cache.hash}
+            "final_loss": ftrec.get("final_loss"), "cache_hash": data.cache.hash,
+            **(_metric_variants(ctx, model, data, test_idx) if ctx.is_main else {})}
+
+
+def _metric_variants(ctx: Context, model, data: DeviceData, test_idx) -> dict:
+    """Per-image mean mIoU, and with ``finetune.eval_original_resolution`` the scores at each test
+    image's original trimap size (:mod:`diminish.image_metrics`)."""
+    from .image_metrics import trimap_paths, variant_scores
+
+    import numpy as np
+
+    idx = np.sort(np.asarray(test_idx))  # the order DeviceData.take returns
+    raw = data.take(idx)
+    paths = None
+    if ctx.cfg.finetune.eval_original_resolution:
+        paths = trimap_paths(ctx.root_of("pets"), [data.cache.files[i] for i in idx])
+    with ctx.acc.autocast():
+        return variant_scores(model.to(ctx.device), raw["images"], raw["masks"], paths,
+                              ctx.cfg.finetune.eval_batch_size)
 
 
 EXAMPLES = 8  # test predictions kept from the examples cell

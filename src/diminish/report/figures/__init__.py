@@ -15,6 +15,7 @@ FIGURES = {
     "examples": "Figure A1: input, truth and prediction for a few test images",
     "transfer": "effective data transferred by pre-training",
     "compare": "our cell means against the published ones",
+    "pretrain_curves": "Figure A2: SimMIM training loss per epoch of every pre-training stage",
 }
 
 
