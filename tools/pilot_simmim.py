@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--cls", type=int, default=1)
+    ap.add_argument("--norm-target", type=int, default=0)
     ap.add_argument("--source", default="imagenet", choices=["imagenet", "pets"])
     ap.add_argument("--milestones", default="auto", help="comma list of epochs, 'none', or auto (50%%, 85%%)")
     ap.add_argument("--save", default=None, help="save the SimMIM model in the runner's model-file format")
@@ -60,7 +61,7 @@ def main() -> None:
         held = normalize(torch.from_numpy(np.asarray(pets.images[:100])))
     torch.manual_seed(0)
     cfg = ViNyConfig(image_size=128, patch_size=16, dim=128, depth=a.depth, heads=8, dim_head=64, mlp_dim=512)
-    model = SimMIM(ViNy(cfg), SimMIMConfig(0.5, a.mask, bool(a.cls)))
+    model = SimMIM(ViNy(cfg), SimMIMConfig(0.5, a.mask, bool(a.cls), bool(a.norm_target)))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     w = a.warmup
     ms = ([int(0.5 * a.epochs), int(0.85 * a.epochs)] if a.milestones == "auto"

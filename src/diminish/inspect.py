@@ -13,7 +13,9 @@ when no pre-trained model is there the figure says so (``make paper`` uses this 
 
 One row per image: the original (128 x 128, as the model sees it), the masked input (masked
 units grey), the reconstruction with the visible patches pasted back, and the raw prediction of
-every patch. The masks are drawn from ``--seed``, so a figure is reproducible. The masked-L1 loss
+every patch. A model pre-trained with ``simmim.norm_target`` predicts each patch's normalised pixels;
+its predictions are shown with the true patch's mean and standard deviation put back (as MAE's
+figures do), so the figure shows the predicted structure, not the colour. The masks are drawn from ``--seed``, so a figure is reproducible. The masked-L1 loss
 of the shown images is printed and written in the figure's title.
 """
 
@@ -80,6 +82,9 @@ def reconstruct(model: SimMIM, images: torch.Tensor, seed: int = 0) -> dict:
     loss = float(model.masked_l1(pred, x, mask))
     p = model.backbone.cfg.patch_size
     target = patchify(x, p)
+    if model.cfg.norm_target:  # the head predicts each patch's normalised pixels: give it the patch's own
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)  # mean and scale back
+        pred = pred * (var + 1e-6).sqrt() + mean
     m = mask.unsqueeze(-1).float()
     pasted = target * (1 - m) + pred * m
     grey = target * (1 - m)  # 0 in normalised units = the dataset mean colour
