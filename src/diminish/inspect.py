@@ -14,8 +14,10 @@ when no pre-trained model is there the figure says so (``make paper`` uses this 
 One row per image: the original (128 x 128, as the model sees it), the masked input (masked
 units grey), the reconstruction with the visible patches pasted back, and the raw prediction of
 every patch. A model pre-trained with ``simmim.norm_target`` predicts each patch's normalised pixels;
-its predictions are shown with the true patch's mean and standard deviation put back (as MAE's
-figures do), so the figure shows the predicted structure, not the colour. The masks are drawn from ``--seed``, so a figure is reproducible. The masked-L1 loss
+the figure then shows target and prediction on that normalised scale side by side (what the loss
+compares), and last the prediction with the true patch's mean and standard deviation put back (as
+MAE's figures do: there the colour of a masked patch comes from the truth, only its structure from
+the model). The masks are drawn from ``--seed``, so a figure is reproducible. The masked-L1 loss
 of the shown images is printed and written in the figure's title.
 """
 
@@ -82,10 +84,17 @@ def reconstruct(model: SimMIM, images: torch.Tensor, seed: int = 0) -> dict:
     loss = float(model.masked_l1(pred, x, mask))
     p = model.backbone.cfg.patch_size
     target = patchify(x, p)
-    if model.cfg.norm_target:  # the head predicts each patch's normalised pixels: give it the patch's own
-        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)  # mean and scale back
-        pred = pred * (var + 1e-6).sqrt() + mean
     m = mask.unsqueeze(-1).float()
+    extra = {}
+    if model.cfg.norm_target:  # the head predicts each patch's normalised pixels
+        tnorm = model.target(x)
+
+        def shown(patches):  # normalised patches as an image: 0 -> mid grey, +-2 sd -> the ends
+            return (0.5 + unpatchify(patches, p, 3) / 4).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+        extra = {"target_norm": shown(tnorm), "pred_norm": shown(tnorm * (1 - m) + pred * m)}
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)  # the true patch's
+        pred = pred * (var + 1e-6).sqrt() + mean  # mean and scale put back (MAE-style display)
     pasted = target * (1 - m) + pred * m
     grey = target * (1 - m)  # 0 in normalised units = the dataset mean colour
 
@@ -96,7 +105,7 @@ def reconstruct(model: SimMIM, images: torch.Tensor, seed: int = 0) -> dict:
         return (img * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
     return {"original": rgb(target), "masked": rgb(grey), "reconstruction": rgb(pasted), "prediction": rgb(pred),
-            "masked_l1": loss, "mask": mask.numpy()}
+            "masked_l1": loss, "mask": mask.numpy(), **extra}
 
 
 def draw(rec: dict, names: list[str], title: str):
@@ -105,8 +114,13 @@ def draw(rec: dict, names: list[str], title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = ("original", "masked", "reconstruction", "prediction")
-    heads = ("original", "masked input", "reconstruction\n(visible patches pasted back)", "raw prediction")
+    if "pred_norm" in rec:  # per-patch normalised targets: compare like with like, then the MAE-style view
+        cols = ("original", "masked", "target_norm", "pred_norm", "reconstruction")
+        heads = ("original", "masked input", "target\n(each patch normalised)",
+                 "prediction, same scale\n(visible pasted back)", "prediction with true\npatch mean, sd restored")
+    else:
+        cols = ("original", "masked", "reconstruction", "prediction")
+        heads = ("original", "masked input", "reconstruction\n(visible patches pasted back)", "raw prediction")
     n = len(names)
     fig, axes = plt.subplots(n, len(cols), figsize=(1.45 * len(cols), 1.45 * n + 0.5), squeeze=False)
     for r in range(n):
@@ -117,8 +131,8 @@ def draw(rec: dict, names: list[str], title: str):
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(heads[c], fontsize=7)
-    fig.suptitle(title, fontsize=7.5)
-    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2)
+    fig.suptitle(title, fontsize=7)
+    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
@@ -173,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         model, blob = load_simmim(model_path)
         x, names = read_images(images, a.n)
         rec = reconstruct(model, x, a.seed)
-        title = (f"{blob.get('label', Path(model_path).name)}: masked L1 {rec['masked_l1']:.3f} on these "
-                 f"{len(names)} images (mask seed {a.seed})")
+        target = "per-patch normalised pixels" if model.cfg.norm_target else "pixels"
+        title = (f"{blob.get('label', Path(model_path).name)}: masked L1 {rec['masked_l1']:.3f} ({target}) "
+                 f"on these {len(names)} images (mask seed {a.seed})")
         _save(draw(rec, names, title), a.out)
     except (OSError, ValueError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
