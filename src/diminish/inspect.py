@@ -146,10 +146,10 @@ def _pets_images_of(results: Path) -> str:
     return str(root)
 
 
-def _save(fig, out: Path) -> None:
+def _save(fig, out: Path, dpi: int = 110) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"CreationDate": None} if out.suffix == ".pdf" else {}
-    fig.savefig(out, dpi=110, metadata=meta)
+    fig.savefig(out, dpi=dpi, metadata=meta)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--n", type=int, default=6, help="images to show (default: %(default)s)")
     r.add_argument("--seed", type=int, default=0, help="seed of the masks (default: %(default)s)")
     r.add_argument("--out", required=True, type=Path, help="figure file (.png or .pdf)")
+    r.add_argument("--dpi", type=int, default=110, help="resolution of a .png (default: %(default)s)")
     a = ap.parse_args(argv)
     try:
         model_path, images = a.model, a.images
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         target = "per-patch normalised pixels" if model.cfg.norm_target else "pixels"
         title = (f"{blob.get('label', Path(model_path).name)}: masked L1 {rec['masked_l1']:.3f} ({target}) "
                  f"on these {len(names)} images (mask seed {a.seed})")
-        _save(draw(rec, names, title), a.out)
+        _save(draw(rec, names, title), a.out, a.dpi)
     except (OSError, ValueError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
