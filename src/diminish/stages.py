@@ -282,9 +282,9 @@ def run_evaluate(ctx: Context, stage: Stage, model=None, examples: int = 0) -> d
 def _metric_variants(ctx: Context, model, data: DeviceData, test_idx) -> dict:
     """Per-image mean mIoU, and with ``finetune.eval_original_resolution`` the scores at each test
     image's original trimap size (:mod:`diminish.image_metrics`)."""
-    from .image_metrics import trimap_paths, variant_scores
-
     import numpy as np
+
+    from .image_metrics import trimap_paths, variant_scores
 
     idx = np.sort(np.asarray(test_idx))  # the order DeviceData.take returns
     raw = data.take(idx)
