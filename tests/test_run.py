@@ -38,9 +38,10 @@ def test_results_file_has_the_grid_filled_and_provenance(tiny):
     # training curves: one value per epoch of every stage that ran (none for P = 0's pre-training)
     assert np.isnan(ds.pretrain_loss_curve.sel(pretrain=0)).all()
     np.testing.assert_allclose(ds.pretrain_loss_curve.sel(pretrain=16, pretrain_epoch=2), ds.pretrain_loss.sel(pretrain=16))
-    for v in ("intermediate_loss_curve", "finetune_loss_curve", "miou_image"):
+    for v in ("intermediate_loss_curve", "intermediate_accuracy_curve", "finetune_loss_curve", "miou_image"):
         assert np.isfinite(ds[v].values).all(), v
     np.testing.assert_allclose(ds.finetune_loss_curve.isel(finetune_epoch=-1), ds.final_loss)
+    assert ((ds.intermediate_accuracy_curve >= 0) & (ds.intermediate_accuracy_curve <= 100)).all()
     assert np.isnan(ds.miou_original.values).all()  # off unless finetune.eval_original_resolution
     for v in ("accuracy", "miou", "iou", "train_seconds", "final_loss", "intermediate_accuracy"):
         assert np.isfinite(ds[v].values).all(), v

@@ -25,6 +25,7 @@ Training curves (one epoch dimension per stage kind, since their epoch counts di
 1..E; NaN where a stage has not run or ran fewer epochs)
     pretrain_loss_curve(pretrain, seed, pretrain_epoch)    mean SimMIM masked-L1 loss of each epoch
     intermediate_loss_curve(pretrain, seed, intermediate_epoch)   mean cross-entropy of each epoch
+    intermediate_accuracy_curve(pretrain, seed, intermediate_epoch)  training accuracy of each epoch (%)
     finetune_loss_curve(pretrain, intermediate, finetune, seed, finetune_epoch)  mean cross-entropy
 
 attrs: config text and hash, package/torch/accelerate versions, git commit, device, data roots,
@@ -60,6 +61,9 @@ CURVES = {
                             "SimMIM masked-L1 training loss per epoch", "1"),
     "intermediate_loss_curve": ("intermediate", "history", ("pretrain", "seed"), "intermediate_epoch",
                                 "intermediate cross-entropy training loss per epoch", "1"),
+    "intermediate_accuracy_curve": ("intermediate", "accuracy_history", ("pretrain", "seed"),
+                                    "intermediate_epoch", "intermediate training accuracy per epoch "
+                                    "(augmented batches, main process's share)", "%"),
     "finetune_loss_curve": ("finetune", "history", CELL_DIMS, "finetune_epoch",
                             "fine-tuning cross-entropy training loss per epoch", "1"),
 }
@@ -172,7 +176,7 @@ def from_records(
     are stored in percent. A record for a coordinate outside the grid is an error; cells without a
     record stay NaN. Optional cell keys ``miou_image``, ``miou_original``, ``miou_image_original``
     (fractions) fill the metric variants. The ``history`` lists of the pretrain, intermediate and
-    ``finetune_records`` fill the curves.
+    ``finetune_records`` (and ``accuracy_history`` of intermediate records) fill the curves.
     """
     cells, pretrain_records = list(cells), list(pretrain_records)
     intermediate_records, finetune_records = list(intermediate_records), list(finetune_records)

@@ -117,6 +117,30 @@ def run_pretrain(ctx: Context, stage: Stage) -> dict:
             "images": len(idx), "cache_hash": data.cache.hash}
 
 
+def _counting_accuracy(batches, epochs: int):
+    """Wrap a classification stage's batches and loss so that each epoch's training accuracy is
+    counted on the side (this process's share; no sync per step). Returns (batches, loss_fn,
+    history()) where history() lists the accuracy per epoch, None for epochs this process did not
+    train (finished before a resume)."""
+    current, counts = [0], {}
+
+    def epoch_batches(epoch):
+        current[0] = epoch
+        return batches(epoch)
+
+    def loss_fn(m, b):
+        logits = m(b["x"]).float()
+        right = (logits.argmax(1) == b["y"]).sum()
+        c = counts.setdefault(current[0], [0, 0])
+        c[0], c[1] = c[0] + right.detach(), c[1] + b["n"]
+        return cross_entropy(logits, b["y"]), b["n"]
+
+    def history():
+        return [float(counts[e][0]) / counts[e][1] if e in counts and counts[e][1] else None for e in range(epochs)]
+
+    return epoch_batches, loss_fn, history
+
+
 def run_intermediate(ctx: Context, stage: Stage) -> dict:
     import torch
 
@@ -138,8 +162,9 @@ def run_intermediate(ctx: Context, stage: Stage) -> dict:
     def make(raw, gen):
         return {"x": cls_augment(raw["images"], gen), "y": raw["labels"], "n": raw["n"]}
 
-    batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
-    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx))
+    batches, loss_fn, accuracy_history = _counting_accuracy(
+        _epoch_batches(ctx, data, idx, parts, sc.batch_size, make), sc.epochs)
+    model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx))
     test = ctx.intel_test() if sc.evaluate_test else None
     split = "test" if test is not None else "train"
     edata = ctx.data("intel", "test") if test is not None else data
@@ -158,7 +183,8 @@ def run_intermediate(ctx: Context, stage: Stage) -> dict:
                           _model_blob(ctx, stage, "classify", model, num_classes=sc.num_classes))
     return {"pretrain": stage.pretrain, "seed": stage.seed, "accuracy": accuracy, "accuracy_split": split,
             "final_loss": state["history"][-1] if state["history"] else float("nan"),
-            "history": state["history"], "train_seconds": state["seconds"], "confusion": cm.tolist(),
+            "history": state["history"], "accuracy_history": accuracy_history(),
+            "train_seconds": state["seconds"], "confusion": cm.tolist(),
             "cache_hash": data.cache.hash}
 
 
