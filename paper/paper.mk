@@ -34,7 +34,7 @@ REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.p
 # numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
 NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(RP)/statements.py $(RP)/skipped.py experiments/paper.toml
 FIG_CORE := $(REPORT_CORE) $(RP)/figures/__init__.py $(RP)/figures/_common.py
-FIGURE_NAMES := curves pretrain intermediate transfer compare examples
+FIGURE_NAMES := curves pretrain intermediate transfer compare examples pretrain_curves
 FIGURES := $(addprefix $(PB)/figures/,$(addsuffix .pdf,$(FIGURE_NAMES)))
 TABLE_NAMES := baseline pretrained intermediate hyper fits verdicts paired_intermediate paired_pretrain \
                transfer compare headline provenance verdicts_all skipped
@@ -85,12 +85,18 @@ $(PB)/figures/intermediate.pdf: $(RP)/figures/intermediate.py $(A)/paired_interm
 $(PB)/figures/transfer.pdf: $(RP)/figures/transfer.py $(A)/transfer.csv $(A)/transfer_fit.csv
 $(PB)/figures/compare.pdf: $(RP)/figures/compare.py $(A)/compare.csv
 $(PB)/figures/examples.pdf: $(RP)/figures/examples.py $(PAPER_EXAMPLES)
+$(PB)/figures/pretrain_curves.pdf: $(RP)/figures/pretrain_curves.py
 $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
 	$(PAPER_PY) -m diminish.report figure $* $(REPORT_ARGS) --out-file $@
 
+# 4b. SimMIM reconstructions by the largest pre-trained model kept beside the results (needs torch;
+# a placeholder panel when there is none). Redrawn when the results file or the script changes.
+$(PB)/figures/reconstructions.pdf: $(RESULTS) src/diminish/inspect.py
+	$(PAPER_PY) -m diminish.inspect reconstructions --results $(RESULTS) --out $@
+
 # 5. paper.tex from the jinja2 template
 $(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \
-                 $(RP)/templates/paper.tex.j2 $(RP)/figures/transfer.py $(RP)/figures/examples.py $(PAPER_EXAMPLES)
+                 $(RP)/templates/paper.tex.j2 $(RP)/templates/appendix_pretraining.tex.j2 $(RP)/figures/transfer.py $(RP)/figures/examples.py $(PAPER_EXAMPLES)
 	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out-file $@
 
 $(PB)/references.bib: paper/references.bib
@@ -98,7 +104,8 @@ $(PB)/references.bib: paper/references.bib
 	cp $< $@
 
 # 6. LaTeX (latexmk reruns pdflatex/bibtex as often as references need)
-$(PB)/paper.pdf: $(PB)/paper.tex $(PB)/numbers.tex $(TABLES) $(FIGURES) $(PB)/references.bib | paper-tools
+$(PB)/paper.pdf: $(PB)/paper.tex $(PB)/numbers.tex $(TABLES) $(FIGURES) $(PB)/figures/reconstructions.pdf \
+                $(PB)/references.bib | paper-tools
 	@cd $(PB) && latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error -silent paper.tex \
 	  >latexmk.out 2>&1 || { grep -A4 -E '^!|\.tex:[0-9]+:' paper.log | head -40; \
 	  echo "paper: LaTeX failed; full log in $(PB)/paper.log"; exit 1; }

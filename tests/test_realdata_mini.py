@@ -68,7 +68,8 @@ def test_ci_sized_mini_real_study_fills_every_cell(tmp_path):
             "--no-progress"]
     assert run.main(["--all", *args]) == 0
     ds = read_results(tmp_path / "out" / "mini-real-ci" / "results.nc")
-    assert dict(ds.sizes) == {"pretrain": 2, "intermediate": 2, "finetune": 2, "seed": 1, "class": 3}
+    assert {d: ds.sizes[d] for d in ("pretrain", "intermediate", "finetune", "seed", "class")} == \
+        {"pretrain": 2, "intermediate": 2, "finetune": 2, "seed": 1, "class": 3}
     for v in ("accuracy", "miou", "iou", "final_loss", "intermediate_accuracy"):
         assert np.isfinite(ds[v].values).all(), v
     assert ds.attrs["synthetic"] == 0 and "realdata" in ds.attrs["pets_root"]

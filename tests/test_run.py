@@ -32,8 +32,17 @@ def _events(base):
 def test_results_file_has_the_grid_filled_and_provenance(tiny):
     base, _, _ = tiny
     ds = read_results(base / "out" / "tiny" / "results.nc")
-    assert dict(ds.sizes) == {"pretrain": 2, "intermediate": 2, "finetune": 2, "seed": 1, "class": 3}
+    assert dict(ds.sizes) == {"pretrain": 2, "intermediate": 2, "finetune": 2, "seed": 1, "class": 3,
+                              "pretrain_epoch": 2, "intermediate_epoch": 2, "finetune_epoch": 2}
     assert list(ds.pretrain.values) == [0, 16] and list(ds.intermediate.values) == [False, True]
+    # training curves: one value per epoch of every stage that ran (none for P = 0's pre-training)
+    assert np.isnan(ds.pretrain_loss_curve.sel(pretrain=0)).all()
+    np.testing.assert_allclose(ds.pretrain_loss_curve.sel(pretrain=16, pretrain_epoch=2), ds.pretrain_loss.sel(pretrain=16))
+    for v in ("intermediate_loss_curve", "intermediate_accuracy_curve", "finetune_loss_curve", "miou_image"):
+        assert np.isfinite(ds[v].values).all(), v
+    np.testing.assert_allclose(ds.finetune_loss_curve.isel(finetune_epoch=-1), ds.final_loss)
+    assert ((ds.intermediate_accuracy_curve >= 0) & (ds.intermediate_accuracy_curve <= 100)).all()
+    assert np.isnan(ds.miou_original.values).all()  # off unless finetune.eval_original_resolution
     for v in ("accuracy", "miou", "iou", "train_seconds", "final_loss", "intermediate_accuracy"):
         assert np.isfinite(ds[v].values).all(), v
     assert np.isnan(ds.pretrain_loss.sel(pretrain=0)).all() and np.isfinite(ds.pretrain_loss.sel(pretrain=16)).all()

@@ -66,7 +66,8 @@ def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
                   f"the dataset changed under {getattr(cfg.data, f'{name}_root')} after some stages finished; "
                   "rerun in a new --out folder for consistent results", file=sys.stderr, flush=True)
     ds = results.from_records(cfg.pretrain.sizes, cfg.intermediate.conditions, cfg.finetune.sizes, cfg.seeds,
-                              recs["evaluate"], recs["pretrain"], recs["intermediate"], attrs)
+                              recs["evaluate"], recs["pretrain"], recs["intermediate"], attrs,
+                              finetune_records=recs["finetune"])
     path = results.write_results(ds, store.root / "results.nc")
     ex = plan.evaluate.get(plan.examples_cell)
     if ex is not None and (store.dir(ex) / "examples.npz").is_file():

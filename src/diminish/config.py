@@ -80,6 +80,7 @@ class SimMIMConfig:
     mask_ratio: float = 0.5
     mask_patch_size: int = 16
     cls_in_pretrain: bool = True
+    norm_target: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mask_ratio < 1.0:
@@ -147,6 +148,7 @@ class FinetuneConfig(StageConfig):
     test_size: int = 1000
     split_seed: int = 42  # the paper's torch.Generator seed for the held-out test set
     eval_batch_size: int = 256
+    eval_original_resolution: bool = False  # also score at each trimap's original size (image_metrics)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -80,6 +80,13 @@ def build_plan(cfg: ExperimentConfig) -> Plan:
     def data_slice(name: str) -> dict:
         return {"root": d["data"][f"{name}_root"], "limit": cfg.data.limit, "skip_bad": cfg.data.skip_bad}
 
+    # norm_target enters the pretrain keys only when on, so older results keep their keys
+    simmim_spec = {k: v for k, v in d["simmim"].items() if not (k == "norm_target" and not v)}
+
+    def ev_spec(ft: Stage) -> dict:  # the original-resolution option enters the key only when on
+        return {"upstream": ft.key, **({"eval_original_resolution": True}
+                                       if cfg.finetune.eval_original_resolution else {})}
+
     def make(kind, spec, **kw) -> Stage:
         spec = {"kind": kind, **spec}
         return Stage(kind, stable_hash(spec), spec=spec, **kw)
@@ -91,7 +98,7 @@ def build_plan(cfg: ExperimentConfig) -> Plan:
             if p > 0:
                 up = pre[p, seed] = make("pretrain", {
                     "upstream": init_key, "seed": seed, "size": p, "data_seed": cfg.pretrain.data_seed,
-                    "simmim": d["simmim"], "train": _train_slice(cfg.pretrain), "data": data_slice("imagenet"),
+                    "simmim": simmim_spec, "train": _train_slice(cfg.pretrain), "data": data_slice("imagenet"),
                 }, pretrain=p, seed=seed, upstream=None)
             up_key = up.key if up else init_key
             if True in cfg.intermediate.conditions:
@@ -108,7 +115,7 @@ def build_plan(cfg: ExperimentConfig) -> Plan:
                         "test_size": cfg.finetune.test_size, "split_seed": cfg.finetune.split_seed,
                         "train": _train_slice(cfg.finetune), "data": data_slice("pets"),
                     }, pretrain=p, seed=seed, intermediate=i, finetune=f, upstream=src)
-                    ev[p, i, f, seed] = make("evaluate", {"upstream": ft.key}, pretrain=p, seed=seed,
+                    ev[p, i, f, seed] = make("evaluate", ev_spec(ft), pretrain=p, seed=seed,
                                              intermediate=i, finetune=f, upstream=ft)
     i0 = False if False in cfg.intermediate.conditions else True
     examples = (max(cfg.pretrain.sizes), i0, max(cfg.finetune.sizes), cfg.seeds[0])

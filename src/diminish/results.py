@@ -16,6 +16,18 @@ Variables (metrics in percent, NaN where a cell was not run)
     final_loss(pretrain, intermediate, finetune, seed)     last fine-tuning epoch's mean loss
     pretrain_loss(pretrain, seed)                          final SimMIM loss (NaN for P = 0)
     intermediate_accuracy(pretrain, seed)                  Intel accuracy after the intermediate stage
+    miou_image(pretrain, intermediate, finetune, seed)     mean over test images of each image's own mIoU
+    miou_original(pretrain, intermediate, finetune, seed)  dataset-level mIoU at each test image's original
+                                                           trimap resolution (logits upsampled); NaN unless
+                                                           ``finetune.eval_original_resolution``
+    miou_image_original(...)                               the per-image mean at original resolution (ditto)
+
+Training curves (one epoch dimension per stage kind, since their epoch counts differ; coordinate
+1..E; NaN where a stage has not run or ran fewer epochs)
+    pretrain_loss_curve(pretrain, seed, pretrain_epoch)    mean SimMIM masked-L1 loss of each epoch
+    intermediate_loss_curve(pretrain, seed, intermediate_epoch)   mean cross-entropy of each epoch
+    intermediate_accuracy_curve(pretrain, seed, intermediate_epoch)  training accuracy of each epoch (%)
+    finetune_loss_curve(pretrain, intermediate, finetune, seed, finetune_epoch)  mean cross-entropy
 
 Every variable and coordinate gets ``long_name``, ``units`` and ``description`` from :data:`SCHEMA`
 when written (a name missing from the table is an error); the file says ``Conventions = "CF-1.10"``.
@@ -42,6 +54,25 @@ from .data.classes import TRIMAP_CLASSES
 CELL_DIMS = ("pretrain", "intermediate", "finetune", "seed")
 CELL_VARS = ("accuracy", "miou", "train_seconds", "final_loss")
 STAGE_VARS = ("pretrain_loss", "intermediate_accuracy")
+# metric variants beside the dataset-level mIoU (item 5 of issue 15): record key -> (variable, long_name)
+MIOU_VARIANTS = {
+    "miou_image": "mean over test images of the per-image mIoU (128 px)",
+    "miou_original": "dataset-level mIoU at the original trimap resolution (logits upsampled)",
+    "miou_image_original": "mean per-image mIoU at the original trimap resolution (logits upsampled)",
+}
+# training curves: variable -> (record kind, record key, dims before the epoch dim, epoch dim, long_name, units)
+CURVES = {
+    "pretrain_loss_curve": ("pretrain", "history", ("pretrain", "seed"), "pretrain_epoch",
+                            "SimMIM masked-L1 training loss per epoch", "1"),
+    "intermediate_loss_curve": ("intermediate", "history", ("pretrain", "seed"), "intermediate_epoch",
+                                "intermediate cross-entropy training loss per epoch", "1"),
+    "intermediate_accuracy_curve": ("intermediate", "accuracy_history", ("pretrain", "seed"),
+                                    "intermediate_epoch", "intermediate training accuracy per epoch "
+                                    "(augmented batches, main process's share)", "percent"),
+    "finetune_loss_curve": ("finetune", "history", CELL_DIMS, "finetune_epoch",
+                            "fine-tuning cross-entropy training loss per epoch", "1"),
+}
+
 CONVENTIONS = "CF-1.10"
 INTERMEDIATE_FLAGS = "no_intermediate intel_intermediate_finetuning"  # meanings of 0 and 1
 
@@ -67,6 +98,13 @@ SCHEMA: dict[str, tuple[str, str, str]] = {
                       "mean masked-pixel L1 loss of the last SimMIM epoch (NaN for random initialisation)"),
     "intermediate_accuracy": ("intermediate test accuracy", "percent",
                               "Intel scene classification accuracy after the intermediate stage"),
+    **{v: (long_name, "percent", long_name + " on the held-out Pets test set; NaN where not measured")
+       for v, long_name in MIOU_VARIANTS.items()},
+    **{v: (long_name, units, long_name + "; NaN where a stage has not run or ran fewer epochs")
+       for v, (_, _, _, _, long_name, units) in CURVES.items()},
+    "pretrain_epoch": ("pre-training epoch", "1", "epoch number of the SimMIM stage (1 = first)"),
+    "intermediate_epoch": ("intermediate epoch", "1", "epoch number of the intermediate stage (1 = first)"),
+    "finetune_epoch": ("fine-tuning epoch", "1", "epoch number of the fine-tuning stage (1 = first)"),
 }
 
 
@@ -89,6 +127,8 @@ def empty_results(
     data["iou"] = (CELL_DIMS + ("class",), np.full(shape + (len(TRIMAP_CLASSES),), np.nan))
     for v in STAGE_VARS:
         data[v] = (("pretrain", "seed"), np.full((shape[0], shape[3]), np.nan))
+    for v in MIOU_VARIANTS:
+        data[v] = (CELL_DIMS, np.full(shape, np.nan))
     return xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
 
 
@@ -109,6 +149,27 @@ def describe(ds: xr.Dataset) -> xr.Dataset:
     out.attrs = {k: _attr(v) for k, v in out.attrs.items()}
     out.attrs["Conventions"] = CONVENTIONS
     return out
+
+
+def _add_curves(ds: xr.Dataset, records: Mapping[str, list]) -> None:
+    """Add the per-epoch training curves from the records' histories (see :data:`CURVES`)."""
+    for var, (kind, key, dims, edim, _long_name, units) in CURVES.items():
+        recs = [r for r in records.get(kind, ()) if r.get(key) is not None]
+        n = max([len(r[key]) for r in recs], default=0)
+        if edim not in ds.coords:
+            ds.coords[edim] = np.arange(1, n + 1, dtype=np.int64)
+        n = len(ds[edim])
+        shape = tuple(len(ds[d]) for d in dims) + (n,)
+        ds[var] = (dims + (edim,), np.full(shape, np.nan))
+        scale = 100.0 if units == "percent" else 1.0
+        for rec in recs:
+            where = {d: bool(rec[d]) if d == "intermediate" else int(rec[d]) for d in dims}
+            if any(v not in ds[d].values for d, v in where.items()):
+                raise ValueError(f"{kind} record {where}: not in the grid")
+            hist = [scale * (np.nan if v is None else float(v)) for v in rec[key]][:n]
+            row = np.full(n, np.nan)
+            row[:len(hist)] = hist
+            ds[var].loc[where] = row
 
 
 def write_results(ds: xr.Dataset, path: str | Path) -> Path:
@@ -157,6 +218,7 @@ def from_records(
     pretrain_records: Iterable[Mapping] = (),
     intermediate_records: Iterable[Mapping] = (),
     attrs: Mapping | None = None,
+    finetune_records: Iterable[Mapping] = (),
 ) -> xr.Dataset:
     """Assemble a results Dataset from the runner's per-stage records.
 
@@ -165,8 +227,12 @@ def from_records(
     plus ``train_seconds`` and ``final_loss``. ``pretrain_records`` carry ``pretrain, seed,
     final_loss``; ``intermediate_records`` carry ``pretrain, seed, accuracy`` (fraction). Scores
     are stored in percent. A record for a coordinate outside the grid is an error; cells without a
-    record stay NaN.
+    record stay NaN. Optional cell keys ``miou_image``, ``miou_original``, ``miou_image_original``
+    (fractions) fill the metric variants. The ``history`` lists of the pretrain, intermediate and
+    ``finetune_records`` (and ``accuracy_history`` of intermediate records) fill the curves.
     """
+    cells, pretrain_records = list(cells), list(pretrain_records)
+    intermediate_records, finetune_records = list(intermediate_records), list(finetune_records)
     ds = empty_results(pretrain, intermediate, finetune, seeds, attrs=attrs)
 
     def at(rec: Mapping, dims: tuple[str, ...]) -> dict:
@@ -188,10 +254,14 @@ def from_records(
         ds["iou"].loc[w] = [100.0 * num(v) for v in rec["iou"]]
         ds["train_seconds"].loc[w] = num(rec.get("train_seconds"))
         ds["final_loss"].loc[w] = num(rec.get("final_loss"))
+        for v in MIOU_VARIANTS:
+            ds[v].loc[w] = 100.0 * num(rec.get(v))
     for rec in pretrain_records:
         ds["pretrain_loss"].loc[at(rec, ("pretrain", "seed"))] = num(rec.get("final_loss"))
     for rec in intermediate_records:
         ds["intermediate_accuracy"].loc[at(rec, ("pretrain", "seed"))] = 100.0 * num(rec["accuracy"])
+    _add_curves(ds, {"pretrain": pretrain_records, "intermediate": intermediate_records,
+                     "finetune": finetune_records})
     return ds
 
 

@@ -6,6 +6,8 @@ Algorithm, per batch:
     3. encode with the backbone
     4. predict the raw (normalised) pixels of every patch with one Linear(D, p*p*C)
     5. L1 loss averaged over the pixel values of masked patches only
+       (with ``norm_target``: against each patch's pixels normalised by their own mean and standard
+       deviation, as MAE's ``norm_pix_loss``)
 
 Two published implementations differ on details the paper does not pin down; both are options:
   * ``mask_patch_size``: the masking unit. 16 (one ViNy patch, default: the paper masks "patches")
@@ -13,6 +15,11 @@ Two published implementations differ on details the paper does not pin down; bot
   * ``cls_in_pretrain``: whether the CLS token is in the sequence during pre-training. Default
     True: the backbone is used exactly as in fine-tuning (vit-pytorch style); SimMIM's ViT code
     also keeps it.
+  * ``norm_target`` (ours, default False = the paper's raw pixels): ViNy's patch embedding starts
+    with ``LayerNorm(p*p*C)`` (vit-pytorch), which removes each patch's mean and scale before the
+    backbone sees it, so the mean colour of a masked patch cannot be inferred from what the
+    backbone is given and a raw-pixel target is mostly out of reach. With ``norm_target`` the target is each patch's own
+    normalised pixels, which the backbone's input does carry (issue 15's pilot; experiments/README.md).
 """
 
 from __future__ import annotations
@@ -70,9 +77,17 @@ class SimMIM(nn.Module):
             encoded = encoded[:, 1:]  # (B, L, D)
         return self.head(encoded)  # (B, L, p*p*C)
 
+    def target(self, images: torch.Tensor) -> torch.Tensor:
+        """What the head predicts: every patch's pixels (B, L, p*p*C), normalised per patch with ``norm_target``."""
+        t = patchify(images, self.backbone.cfg.patch_size)
+        if not self.cfg.norm_target:
+            return t
+        mean, var = t.mean(dim=-1, keepdim=True), t.var(dim=-1, keepdim=True)
+        return (t - mean) / (var + 1e-6).sqrt()
+
     def masked_l1(self, pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean absolute error over the pixel values of masked patches only."""
-        target = patchify(images, self.backbone.cfg.patch_size)  # (B, L, p*p*C)
+        target = self.target(images)  # (B, L, p*p*C)
         err = (pred.float() - target.float()).abs().mean(dim=-1)  # (B, L)
         m = mask.to(err.dtype)
         return (err * m).sum() / m.sum().clamp_min(1.0)

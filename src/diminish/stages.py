@@ -132,6 +132,30 @@ def run_pretrain(ctx: Context, stage: Stage, heartbeat=None) -> dict:
             "images": len(idx), "cache_hash": data.cache.hash}
 
 
+def _counting_accuracy(batches, epochs: int):
+    """Wrap a classification stage's batches and loss so that each epoch's training accuracy is
+    counted on the side (this process's share; no sync per step). Returns (batches, loss_fn,
+    history()) where history() lists the accuracy per epoch, None for epochs this process did not
+    train (finished before a resume)."""
+    current, counts = [0], {}
+
+    def epoch_batches(epoch):
+        current[0] = epoch
+        return batches(epoch)
+
+    def loss_fn(m, b):
+        logits = m(b["x"]).float()
+        right = (logits.argmax(1) == b["y"]).sum()
+        c = counts.setdefault(current[0], [0, 0])
+        c[0], c[1] = c[0] + right.detach(), c[1] + b["n"]
+        return cross_entropy(logits, b["y"]), b["n"]
+
+    def history():
+        return [float(counts[e][0]) / counts[e][1] if e in counts and counts[e][1] else None for e in range(epochs)]
+
+    return epoch_batches, loss_fn, history
+
+
 def run_intermediate(ctx: Context, stage: Stage, heartbeat=None) -> dict:
     import torch
 
@@ -153,8 +177,9 @@ def run_intermediate(ctx: Context, stage: Stage, heartbeat=None) -> dict:
     def make(raw, gen):
         return {"x": cls_augment(raw["images"], gen), "y": raw["labels"], "n": raw["n"]}
 
-    batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, make)
-    model, state = train(ctx, stage, model, sc, _ce_loss, batches, len(idx), heartbeat)
+    batches, loss_fn, accuracy_history = _counting_accuracy(
+        _epoch_batches(ctx, data, idx, parts, sc.batch_size, make), sc.epochs)
+    model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx), heartbeat)
     test = ctx.intel_test() if sc.evaluate_test else None
     split = "test" if test is not None else "train"
     edata = ctx.data("intel", "test") if test is not None else data
@@ -173,7 +198,8 @@ def run_intermediate(ctx: Context, stage: Stage, heartbeat=None) -> dict:
                           _model_blob(ctx, stage, "classify", model, num_classes=sc.num_classes))
     return {"pretrain": stage.pretrain, "seed": stage.seed, "accuracy": accuracy, "accuracy_split": split,
             "final_loss": state.history[-1] if state.history else float("nan"),
-            "history": state.history, "train_seconds": state.seconds, "confusion": cm.tolist(),
+            "history": state.history, "accuracy_history": accuracy_history(),
+            "train_seconds": state.seconds, "confusion": cm.tolist(),
             "cache_hash": data.cache.hash}
 
 
@@ -226,9 +252,6 @@ def load_model(path: Path, build: bool = True):
 
     import torch
 
-    from .model import Classifier, Segmenter, ViNy, ViNyConfig
-    from .simmim import SimMIM, SimMIMConfig
-
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as e:
@@ -238,6 +261,16 @@ def load_model(path: Path, build: bool = True):
         raise ValueError(f"{path}: not a diminish model file")
     if not build:
         return None, blob
+    return model_from_blob(blob, path), blob
+
+
+def model_from_blob(blob, path):
+    """The module a model file's contents (read by :func:`load_model`) describe, with its weights."""
+    from .model import Classifier, Segmenter, ViNy, ViNyConfig
+    from .simmim import SimMIM, SimMIMConfig
+
+    if not isinstance(blob, dict) or blob.get("format") != 1 or "state_dict" not in blob:
+        raise ValueError(f"{path}: not a diminish model file")
     backbone = ViNy(ViNyConfig(**blob["model_config"]))
     task = blob["task"]
     if task == "segment":
@@ -247,7 +280,7 @@ def load_model(path: Path, build: bool = True):
     else:
         model = SimMIM(backbone, SimMIMConfig(**blob["spec"].get("simmim", {})))
     model.load_state_dict(blob["state_dict"])
-    return model, blob
+    return model
 
 
 def segment_scores(ctx: Context, model, data: DeviceData, idx, batch_size: int):
@@ -299,7 +332,25 @@ def run_evaluate(ctx: Context, stage: Stage, model=None, examples: int = 0) -> d
     return {"pretrain": stage.pretrain, "intermediate": stage.intermediate, "finetune": stage.finetune,
             "seed": stage.seed, "accuracy": scores["accuracy"], "miou": scores["miou"], "iou": scores["iou"],
             "confusion": cm.tolist(), "n_test": len(test_idx), "train_seconds": ftrec.get("train_seconds"),
-            "final_loss": ftrec.get("final_loss"), "cache_hash": data.cache.hash}
+            "final_loss": ftrec.get("final_loss"), "cache_hash": data.cache.hash,
+            **(_metric_variants(ctx, model, data, test_idx) if ctx.is_main else {})}
+
+
+def _metric_variants(ctx: Context, model, data: DeviceData, test_idx) -> dict:
+    """Per-image mean mIoU, and with ``finetune.eval_original_resolution`` the scores at each test
+    image's original trimap size (:mod:`diminish.image_metrics`)."""
+    import numpy as np
+
+    from .image_metrics import trimap_paths, variant_scores
+
+    idx = np.sort(np.asarray(test_idx))  # the order DeviceData.take returns
+    raw = data.take(idx)
+    paths = None
+    if ctx.cfg.finetune.eval_original_resolution:
+        paths = trimap_paths(ctx.root_of("pets"), [data.cache.files[i] for i in idx])
+    with ctx.acc.autocast():
+        return variant_scores(model.to(ctx.device), raw["images"], raw["masks"], paths,
+                              ctx.cfg.finetune.eval_batch_size)
 
 
 EXAMPLES = 8  # test predictions kept from the examples cell

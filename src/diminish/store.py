@@ -375,3 +375,18 @@ def adopt_finished(stages: Iterable[Stage], store: Store, base: Store) -> int:
         except OSError:  # another job adopted it first
             shutil.rmtree(tmp, ignore_errors=True)
     return n
+
+
+def largest_pretrain_model(root: Path) -> Path | None:
+    """``model.pt`` of the finished pre-training stage with the most images (smallest seed on a tie)
+    in the experiment folder ``root`` (the folder holding ``results.nc``); None when there is none."""
+    best = None
+    for rec_path in sorted(Path(root).glob("stages/pretrain/*/record.json")):
+        model = rec_path.parent / "model.pt"
+        if not (rec_path.parent / "done").is_file() or not model.is_file():
+            continue
+        rec = read_json(rec_path)
+        rank = (int(rec["pretrain"]), -int(rec["seed"]))
+        if best is None or rank > best[0]:
+            best = (rank, model)
+    return None if best is None else best[1]

@@ -16,6 +16,7 @@ FIGURES = {
     "transfer": "effective data transferred by pre-training",
     "compare": "our cell means against the published ones",
     "pretrain": "metric against pre-training size P, one series per fine-tune size F",
+    "pretrain_curves": "Figure A2: SimMIM training loss per epoch of every pre-training stage",
 }
 
 

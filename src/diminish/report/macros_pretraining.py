@@ -1,0 +1,64 @@
+"""Macros of the pre-training diagnostics appendix: the SimMIM loss curve of the largest
+pre-training size, and how far the other readings of mIoU (per-image mean; original trimap
+resolution) move the numbers. Only numbers and signed differences, no direction words.
+
+Reads ``pretrain_loss_curve``, ``miou_image``, ``miou_original`` and ``miou_image_original`` from
+results.nc when present (older results files lack them; the flags then say so).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .inputs import Inputs
+from .latex import Tex, num, size_label
+from .macros import Numbers, snum
+
+
+def curve_summary(curve) -> dict | None:
+    """For a (pretrain, seed, pretrain_epoch) loss curve: the largest P with any finite value, its
+    epochs, and the seed-mean loss of its first and last epochs and their ratio; None when empty."""
+    vals = curve.values
+    finite = np.isfinite(vals)
+    sizes = [p for i, p in enumerate(curve["pretrain"].values) if finite[i].any()]
+    if not sizes:
+        return None
+    p = max(sizes)
+    c = curve.sel(pretrain=p).values  # (seed, epoch)
+    epochs = int(np.isfinite(c).any(axis=0).sum())
+    mean = np.nanmean(c[:, :epochs], axis=0)
+    return {"pretrain": int(p), "epochs": epochs, "first": float(mean[0]), "last": float(mean[-1]),
+            "ratio": float(mean[-1] / mean[0]), "seeds": int(np.isfinite(c).any(axis=1).sum())}
+
+
+def variant_gap(ds, variant: str, base: str = "miou") -> dict | None:
+    """Mean, min and max over finished cell-seeds of ``variant - base`` (points); None when unrecorded."""
+    if variant not in ds or base not in ds:
+        return None
+    d = (ds[variant] - ds[base]).values.ravel()
+    d = d[np.isfinite(d)]
+    if not d.size:
+        return None
+    return {"mean": float(d.mean()), "lo": float(d.min()), "hi": float(d.max()), "n": int(d.size)}
+
+
+def add_pretraining(n: Numbers, inp: Inputs) -> None:
+    ds = inp.results
+    s = curve_summary(ds["pretrain_loss_curve"]) if "pretrain_loss_curve" in ds else None
+    n.flags["has_pretrain_curve"] = s is not None
+    if s is not None:
+        n.set("PretrainCurveSize", size_label(s["pretrain"]))
+        n.set("PretrainCurveEpochs", Tex(str(s["epochs"])))
+        n.set("PretrainCurveSeeds", Tex(str(s["seeds"])))
+        n.set("PretrainLossFirst", num(s["first"], 3))
+        n.set("PretrainLossLast", num(s["last"], 3))
+        n.set("PretrainLossRatio", num(s["ratio"], 2))
+    for variant, name in (("miou_image", "Image"), ("miou_original", "Original"),
+                          ("miou_image_original", "ImageOriginal")):
+        g = variant_gap(ds, variant)
+        n.flags[f"has_miou_{variant}"] = g is not None
+        if g is not None:
+            n.set(f"Gap{name}Mean", snum(g["mean"]))
+            n.set(f"Gap{name}Lo", snum(g["lo"]))
+            n.set(f"Gap{name}Hi", snum(g["hi"]))
+            n.set(f"Gap{name}N", Tex(str(g["n"])))
