@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from diminish.analysis.report import report as analysis_report
 from diminish.report import ReportInputError, build_all, load_inputs
 from diminish.report.latex import Tex, breakable_tt, escape, macro_name, num, pm, sci, size_label
 from diminish.report.numbers import compute, numbers_tex
@@ -222,3 +223,19 @@ def test_claim_groups_and_verdict_counts():
     assert condition_of("H1_P_F250_I0") == "F = 250, without the intermediate stage"
     assert "lies below 0" in rule_of("H1_F") and "lies above 0" in rule_of("PT_HELPS")
     assert "Akaike" in rule_of("H2_F")
+
+
+def test_abstract_describes_the_intermediate_stage_the_grid_ran(tmp_path):
+    """A grid without the intermediate arm must not be described as having an optional one."""
+    def abstract(ds, name):
+        ds.attrs.update(config_text=CONFIG, synthetic=0, created="2026-01-02T03:04:05Z")
+        res = write_results(ds, tmp_path / name / "results.nc")
+        an = tmp_path / name / "analysis"
+        analysis_report(res, an, n_boot=10, plot=False)
+        text = build_all(load_inputs(res, an), tmp_path / name / "build").read_text()
+        return text[text.index("\\begin{abstract}"):text.index("\\end{abstract}")]
+
+    both = abstract(example_results(), "both")
+    assert "an optional intermediate scene-classification stage" in both
+    off = abstract(example_results().isel(intermediate=[0]), "off")  # the arm without it
+    assert "optional intermediate" not in off and "no intermediate scene-classification stage" in off
