@@ -193,8 +193,9 @@ def load_inputs(results: str | Path | xr.Dataset, analysis: str | Path | Analysi
                   config=cfg, config_error=err, metric=metric)
 
 
-def cell_stats(ds: xr.Dataset, var: str) -> xr.Dataset:
-    """Mean, sample SD (ddof 1) and count over seeds of one cell variable, NaNs skipped."""
+def cell_table(ds: xr.Dataset, var: str) -> xr.Dataset:
+    """Mean, sample SD (ddof 1) and count over seeds of one variable for every cell at once, NaNs
+    skipped (the analysis's ``common.cell_stats`` gives one cell's numbers)."""
     da = ds[var]
     n = da.notnull().sum("seed")
     mean = da.mean("seed", skipna=True)

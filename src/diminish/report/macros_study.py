@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ExperimentConfig, StageConfig, load
-from .inputs import Inputs, cell_stats
+from .inputs import Inputs, cell_table
 from .latex import integer, isnan, num, size_label
 from .macros import METRIC_LABEL, Numbers, count_phrase, join_words, plural, rows_where, snum
 from .statements import headline_sentence, settings_sentence
@@ -144,7 +144,7 @@ def add_config(n: Numbers, inp: Inputs) -> None:
 
 def add_results(n: Numbers, inp: Inputs) -> None:
     ds, m = inp.results, inp.metric
-    st = cell_stats(ds, m)
+    st = cell_table(ds, m)
     P, F = n.flags["P"], n.flags["F"]
     fmin, fmax = min(F), max(F)
     has_false = False in n.flags["I"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .inputs import Inputs, cell_stats, plateau_of
+from .inputs import Inputs, cell_table, plateau_of
 from .latex import (
     DASH,
     Tex,
@@ -58,7 +58,7 @@ def _intermediate_word(v: object) -> str:
 
 
 def _cells(inp: Inputs, intermediate: bool, pretrain: list[int]) -> list[list[list]]:
-    acc, miou = cell_stats(inp.results, "accuracy"), cell_stats(inp.results, "miou")
+    acc, miou = cell_table(inp.results, "accuracy"), cell_table(inp.results, "miou")
     groups = []
     for p in pretrain:
         rows = []

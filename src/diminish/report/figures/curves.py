@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inputs import Inputs, best_fit, cell_stats
+from ..inputs import Inputs, best_fit, cell_table
 from ._common import (
-    METRIC_LABEL,
+    AXIS_LABEL,
     demo_mark,
     figure,
     log_finetune_axis,
@@ -36,7 +36,7 @@ def _curve(inp: Inputs, p: int, i: bool):
 
 def draw(inp: Inputs):
     ds, m = inp.results, inp.metric
-    st = cell_stats(ds, m)
+    st = cell_table(ds, m)
     conds = [bool(i) for i in ds.intermediate.values]
     fig, axes = figure(len(conds), height=3.0, sharey=True)
     style = series_styles(ds.pretrain.values)
@@ -62,7 +62,7 @@ def draw(inp: Inputs):
                 ax.fill_between(f, lo, hi, color=sty["color"], alpha=0.12, lw=0, zorder=1)
         log_finetune_axis(ax, F)
         ax.set_title("with intermediate Intel fine-tuning" if i else "without intermediate fine-tuning")
-    axes[0].set_ylabel(f"test {METRIC_LABEL[m]}")
+    axes[0].set_ylabel(f"test {AXIS_LABEL[m]}")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
     demo_mark(fig, inp.synthetic)

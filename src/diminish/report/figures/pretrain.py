@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inputs import Inputs, cell_stats
+from ..inputs import Inputs, cell_table
 from ..latex import size_label
 from ._common import (
-    METRIC_LABEL,
+    AXIS_LABEL,
     demo_mark,
     figure,
     finetune_label,
@@ -40,7 +40,7 @@ def draw(inp: Inputs):
     ds, m = inp.results, inp.metric
     if (ds.pretrain.values > 0).sum() < 1 or len(ds.pretrain) < 2:
         return placeholder("fewer than two pre-training sizes: nothing to plot against P")
-    st = cell_stats(ds, m)
+    st = cell_table(ds, m)
     conds = [bool(i) for i in ds.intermediate.values]
     fig, axes = figure(len(conds), height=2.9, sharey=True)
     xpos = positions(ds.pretrain.values)
@@ -72,7 +72,7 @@ def draw(inp: Inputs):
             brk = (xpos[0] + xpos[Ps[1]]) / 2
             ax.axvline(brk, color="0.5", lw=0.6, ls=(0, (2, 2)), zorder=0)
         ax.set_title("with intermediate Intel fine-tuning" if i else "without intermediate fine-tuning")
-    axes[0].set_ylabel(f"test {METRIC_LABEL[m]}")
+    axes[0].set_ylabel(f"test {AXIS_LABEL[m]}")
     fig.supxlabel("pre-training images $P$ (log scale; $P$ = 0 set apart by the dashed line)", fontsize=8.5)
     outside_legend(axes[-1], title="fine-tuning")
     demo_mark(fig, inp.synthetic)
