@@ -24,7 +24,7 @@ from diminish.results import read_results
 from diminish.simmim import SimMIM
 from diminish.stages import _backbone
 from diminish.store import largest_pretrain_model
-from test_realdata_mini import _dump
+from test_realdata_mini import _dump, absolute_roots
 
 REAL = REPO.parent / "shared" / "realdata"
 
@@ -35,9 +35,7 @@ pytestmark = [
 
 
 def _shrink(text: str) -> str:
-    d = tomllib.loads(text)
-    for key in ("pets_root", "intel_root", "imagenet_root"):
-        d["data"][key] = str((REPO / d["data"][key]).resolve())
+    d = absolute_roots(tomllib.loads(text))
     d["data"]["limit"] = 200
     d["name"] = "pretrain-real-ci"
     d["seeds"] = [0]

@@ -23,11 +23,16 @@ pytestmark = [
 ]
 
 
-def _shrink(text: str) -> str:
-    """mini-real.toml with tiny sizes; keeps its roots (made absolute) and its stage settings."""
-    d = tomllib.loads(text)
+def absolute_roots(d: dict) -> dict:
+    """A parsed config whose data roots (relative to the repository) are made absolute."""
     for key in ("pets_root", "intel_root", "imagenet_root"):
         d["data"][key] = str((REPO / d["data"][key]).resolve())
+    return d
+
+
+def _shrink(text: str) -> str:
+    """mini-real.toml with tiny sizes; keeps its roots (made absolute) and its stage settings."""
+    d = absolute_roots(tomllib.loads(text))
     d["data"]["limit"] = 240
     d["name"] = "mini-real-ci"
     d["seeds"] = [0]

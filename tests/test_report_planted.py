@@ -241,16 +241,21 @@ def pdf_text(path: Path) -> str:
     return re.sub(r"\s+", " ", flat)
 
 
+def compiled_text(out) -> str:
+    """Compile ``out/paper.tex`` with latexmk and return the PDF's text (pdf_text)."""
+    shutil.copy(REPO / "paper" / "references.bib", out / "references.bib")
+    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-silent", "paper.tex"],
+                          cwd=out, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (out / "paper.log").read_text(errors="replace")[-2000:]
+    return pdf_text(out / "paper.pdf")
+
+
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("latexmk", "pdflatex", "bibtex", "pdftotext")),
                     reason="TeX toolchain or pdftotext missing (make paper installs TeX)")
 def test_mixed_pdf_text(built, tmp_path):
     inp, _, _ = built["mixed"]
     out = build_all(inp, tmp_path / "pdf").parent
-    shutil.copy(REPO / "paper" / "references.bib", out / "references.bib")
-    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-silent", "paper.tex"],
-                          cwd=out, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (out / "paper.log").read_text(errors="replace")[-2000:]
-    flat = pdf_text(out / "paper.pdf")
+    flat = compiled_text(out)
     assert re.search(r"lowers mIoU in \d+ of the \d+ cells, yet raises it on average", flat)
     assert not direction_errors(flat)
     assert "synthetic stand-in" in flat and "SYNTHETIC DEMO DATA" in flat
@@ -270,11 +275,7 @@ def test_demo_pdf_text(tmp_path):
                  "--no-plot"]) in (0, None)
     inp = load_inputs(DEMO, tmp_path / "analysis")
     out = build_all(inp, tmp_path / "pdf").parent
-    shutil.copy(REPO / "paper" / "references.bib", out / "references.bib")
-    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-silent", "paper.tex"],
-                          cwd=out, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (out / "paper.log").read_text(errors="replace")[-2000:]
-    flat = pdf_text(out / "paper.pdf")
+    flat = compiled_text(out)
     assert not direction_errors(flat)
     for code in ("pretrain_100k", "P=0, I=False", "P=0, I=True", "'demo'", "synthetic 1", "1 threads",
                  "is not supported in 1, inconclusive", "head start narrows"):

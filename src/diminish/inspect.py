@@ -48,7 +48,7 @@ def load_simmim(path: str | Path) -> tuple[SimMIM, dict]:
     if blob.get("task") != "simmim":
         raise ValueError(f"{path}: not a pre-trained SimMIM model (task {blob.get('task')!r}); pass a "
                          "stages/pretrain/<key>/model.pt file")
-    return model_from_blob(blob, path), blob
+    return model_from_blob(blob), blob
 
 
 def read_images(source: str | Path, n: int) -> tuple[torch.Tensor, list[str]]:

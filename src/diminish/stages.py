@@ -261,16 +261,15 @@ def load_model(path: Path, build: bool = True):
         raise ValueError(f"{path}: not a diminish model file")
     if not build:
         return None, blob
-    return model_from_blob(blob, path), blob
+    return model_from_blob(blob), blob
 
 
-def model_from_blob(blob, path):
-    """The module a model file's contents (read by :func:`load_model`) describe, with its weights."""
+def model_from_blob(blob):
+    """The module a model file's contents describe, with its weights; ``blob`` must come from
+    :func:`load_model`, which has checked its format."""
     from .model import Classifier, Segmenter, ViNy, ViNyConfig
     from .simmim import SimMIM, SimMIMConfig
 
-    if not isinstance(blob, dict) or blob.get("format") != 1 or "state_dict" not in blob:
-        raise ValueError(f"{path}: not a diminish model file")
     backbone = ViNy(ViNyConfig(**blob["model_config"]))
     task = blob["task"]
     if task == "segment":
