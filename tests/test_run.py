@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from _runner import REPO, make_data, write_config
-from diminish import run
+from diminish import accel, run
 from diminish.engine import NonFiniteLossError
 from diminish.results import read_results
 from diminish.stages import load_model
@@ -145,7 +145,7 @@ def test_saved_model_scores_the_same_on_a_folder_of_the_test_images(tiny, tmp_pa
 
 
 def test_a_tracker_that_is_not_installed_is_skipped_with_a_note(capsys):
-    assert run._tracker_available("no_such_tracker_pkg") is False
+    assert accel._tracker_available("no_such_tracker_pkg") is False
     assert "not installed; skipping it" in capsys.readouterr().err
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 # Makes `import torch` (and any torch.* submodule) fail inside the child interpreter, as on a
 # machine where torch is not installed.
@@ -43,3 +44,19 @@ def test_the_blocker_blocks():
     """The check above would mean nothing if the blocker let torch through."""
     proc = _import_without_torch("diminish.model")
     assert proc.returncode != 0 and "blocked by the test" in proc.stderr
+
+
+def test_the_runner_plans_and_reports_without_torch(tmp_path):
+    """--help, --dry-run and --status load no torch (it loads only when a grid trains), so they answer
+    at once; the lazy torch imports in the runner's modules are there for this."""
+    code = _BLOCK_TORCH + textwrap.dedent(f"""
+        import contextlib, io
+        from diminish import run
+        for args in (["--dry-run"], ["--status"], ["--help"]):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+                assert run.cli(["--config", "experiments/demo.toml", "--out", {str(tmp_path)!r}, *args]) == 0
+        assert 'torch' not in sys.modules
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +53,8 @@ def tidy(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float) -> N
 
 def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
     """results.nc (and examples.npz) from every finished record; NaN where a cell is not done."""
-    import shutil
-
+    # xarray (a second or so): diminish.run and schedule import this module for finish(), and the
+    # runner's --help, --dry-run and --status write no results
     from . import results
 
     cfg = plan.cfg
@@ -78,7 +79,7 @@ def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
 
 
 def provenance(cfg, rt: RuntimeConfig, recs: dict) -> dict:
-    import accelerate
+    import accelerate  # for their versions; lazy for the reason given in assemble()
     import torch
 
     def joined(values) -> str:

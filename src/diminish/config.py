@@ -213,6 +213,15 @@ class ExperimentConfig:
                 raise ConfigError(f"{name} must be non-empty and without repeats, got {list(vals)}")
 
     # -- derived ----------------------------------------------------------------------------
+    @property
+    def trained_kinds(self) -> tuple[str, ...]:
+        """The training stage kinds the grid runs, as :func:`diminish.plan.build_plan` builds them:
+        pretrain when a size is above 0, intermediate when a condition is on, finetune always."""
+        kinds = ["pretrain"] if any(p > 0 for p in self.pretrain.sizes) else []
+        if True in self.intermediate.conditions:
+            kinds.append("intermediate")
+        return (*kinds, "finetune")
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source_text")
@@ -295,10 +304,7 @@ def _build(cls: type, data: dict[str, Any], where: str, source: str) -> Any:
             raise ConfigError(f"{source}: '{where}{f.name}' must be int, got {value!r}")
         kwargs[f.name] = value
     try:
-        built = cls(**kwargs)
-        if isinstance(built, StageConfig):
-            _warn_late_milestones(built, where, source)
-        return built
+        return cls(**kwargs)
     except ConfigError as e:
         raise ConfigError(f"{source}: [{where.rstrip('.') or 'top'}] {e}") from None
     except (TypeError, ValueError) as e:
@@ -321,16 +327,20 @@ def _finite(v: float, key: str, source: str) -> float:
     return float(v)
 
 
-def _warn_late_milestones(sc: StageConfig, where: str, source: str) -> None:
+def _warn_late_milestones(cfg: ExperimentConfig, source: str) -> None:
     """A milestone at or after the last epoch never lowers the learning rate: allowed (a short test
-    run keeps its full-length schedule), but said."""
-    late = [m for m in sc.milestones if m >= sc.epochs]
-    if late:
-        warnings.warn(f"{source}: '{where}milestones' {late} at or after the last epoch ({sc.epochs} epochs) "
-                      "never take effect", UserWarning, stacklevel=4)
+    run keeps its full-length schedule), but said, for the stage kinds the grid trains (an unused
+    section, such as ``[intermediate]`` with ``conditions = [false]``, is not). The warning points at
+    the line that called :func:`load`, :func:`loads` or :func:`apply_overrides`."""
+    for kind in cfg.trained_kinds:
+        sc = getattr(cfg, kind)
+        late = [m for m in sc.milestones if m >= sc.epochs]
+        if late:
+            warnings.warn(f"{source}: '{kind}.milestones' {late} at or after the last epoch ({sc.epochs} epochs) "
+                          "never take effect", UserWarning, stacklevel=3)
 
 
-def loads(text: str, source: str = "<string>") -> ExperimentConfig:
+def _parse(text: str, source: str) -> ExperimentConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -341,11 +351,24 @@ def loads(text: str, source: str = "<string>") -> ExperimentConfig:
     return dataclasses.replace(cfg, source_text=text)
 
 
-def load(path: str | Path) -> ExperimentConfig:
+def loads(text: str, source: str = "<string>", *, warn: bool = True) -> ExperimentConfig:
+    """The config in ``text`` (``source`` names it in messages), validated; ``warn``: warn about late
+    milestones (:func:`_warn_late_milestones`)."""
+    cfg = _parse(text, source)
+    if warn:
+        _warn_late_milestones(cfg, source)
+    return cfg
+
+
+def load(path: str | Path, *, warn: bool = True) -> ExperimentConfig:
+    """:func:`loads` of a file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    return loads(path.read_text(), str(path))
+    cfg = _parse(path.read_text(), str(path))
+    if warn:
+        _warn_late_milestones(cfg, str(path))
+    return cfg
 
 
 # -- command-line overrides (--set key.path=value) ----------------------------------------------
@@ -374,11 +397,12 @@ def override_name(name: str, items: list[str]) -> str:
     return text if len(text) <= 100 else f"{text[:83]}+{stable_hash(text)}"
 
 
-def apply_overrides(cfg: ExperimentConfig, items: list[str] | tuple[str, ...], source: str = "<string>") -> ExperimentConfig:
+def apply_overrides(cfg: ExperimentConfig, items: list[str] | tuple[str, ...], source: str = "<string>", *,
+                    warn: bool = True) -> ExperimentConfig:
     """``cfg`` with ``--set`` items applied and validated as a config file is (unknown keys get the same
-    "did you mean" hint). Unless ``name`` is set, the name (and so the results folder) says what changed.
-    The new ``source_text`` is the whole effective config as TOML, so ``config.toml`` and results.nc's
-    ``config_text`` reproduce it."""
+    "did you mean" hint; late milestones of the result are warned about when ``warn``). Unless ``name``
+    is set, the name (and so the results folder) says what changed. The new ``source_text`` is the
+    whole effective config as TOML, so ``config.toml`` and results.nc's ``config_text`` reproduce it."""
     items = list(items)
     if not items:
         return cfg
@@ -394,6 +418,8 @@ def apply_overrides(cfg: ExperimentConfig, items: list[str] | tuple[str, ...], s
         node[leaf] = value
     where = f"{source} with --set {' '.join(items)}"
     new = _build(ExperimentConfig, data, "", where)
+    if warn:
+        _warn_late_milestones(new, where)
     if not any(parse_override(i)[0] == "name" for i in items):
         new = dataclasses.replace(new, name=override_name(cfg.name, items))
     header = (f"# {source} with command-line overrides:\n"
@@ -420,7 +446,9 @@ def to_toml(d: dict[str, Any]) -> str:
     return "\n".join(top) + "\n" + "".join(tables)
 
 
-def load_with_overrides(path: str | Path, items: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+def load_with_overrides(path: str | Path, items: list[str] | tuple[str, ...] = (), *,
+                        warn: bool = True) -> ExperimentConfig:
     """:func:`load`, then :func:`apply_overrides` (the file is validated alone first, so its own errors
-    name only the file)."""
-    return apply_overrides(load(path), items, str(path))
+    name only the file); late milestones are warned about once, those of the effective config."""
+    cfg = load(path, warn=warn and not items)
+    return apply_overrides(cfg, items, str(path), warn=warn)

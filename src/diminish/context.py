@@ -5,16 +5,24 @@ nothing but its position)."""
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
+
 from .config import ExperimentConfig
+from .data.cache import prepare
+from .data.readers import DataMissingError, intel_split_dir
 from .store import Store
+
+# torch, and the engine that imports it, load in the methods that use them (only when a grid
+# trains): diminish.run imports this module through schedule and training, and its --help,
+# --dry-run and --status need no torch.
 
 
 def resident_budget(device) -> int:
     """Bytes of dataset caches one process may keep on its GPU: a quarter of the card's memory,
     split among the ``--jobs`` workers that share the card (``DIMINISH_WORKERS_PER_GPU``); 0 off CUDA."""
-    import os
-
-    import torch
+    import torch  # lazy: see the note at the top
 
     if device.type != "cuda":
         return 0
@@ -31,8 +39,7 @@ class DeviceData:
     """
 
     def __init__(self, cache, device, max_bytes: int = 12 << 30) -> None:
-        import numpy as np
-        import torch
+        import torch  # lazy: see the note at the top
 
         self.cache = cache
         self.device = device
@@ -53,8 +60,7 @@ class DeviceData:
         return sum(t.nbytes for t in self._t.values())
 
     def take(self, idx) -> dict:
-        import numpy as np
-        import torch
+        import torch  # lazy: see the note at the top
 
         idx = np.sort(np.asarray(idx, dtype=np.int64))
         out = {"n": len(idx)}
@@ -80,7 +86,7 @@ class Batches:
     """
 
     def __init__(self, data: DeviceData, index_batches: list, make, seed_parts: tuple | None = None) -> None:
-        import torch
+        import torch  # lazy: see the note at the top
 
         self.data, self.index_batches, self.make, self.seed_parts = data, index_batches, make, seed_parts
         self.gen = torch.Generator(device=data.device) if seed_parts is not None else None
@@ -89,7 +95,7 @@ class Batches:
         return len(self.index_batches)
 
     def __getitem__(self, step: int):
-        from .engine import derive_seed
+        from .engine import derive_seed  # lazy: see the note at the top
 
         raw = self.data.take(self.index_batches[step])
         if self.gen is not None:
@@ -117,8 +123,6 @@ class Context:
 
     def cache(self, dataset: str, split: str = "train"):
         """The prepared cache (built on first use; the main process builds, the others wait)."""
-        from .data.cache import prepare
-
         if (dataset, split) not in self._caches:
             with self.acc.main_process_first():
                 c = prepare(dataset, self.root_of(dataset), self.rt.cache_dir, split=split,
@@ -129,8 +133,6 @@ class Context:
 
     def intel_test(self):
         """The Intel test cache, or None when the dataset has no seg_test folder."""
-        from .data.readers import DataMissingError, intel_split_dir
-
         if ("intel", "test") not in self._caches:
             try:  # decided before prepare(), so that every process takes the same path
                 intel_split_dir(self.root_of("intel"), "test")
@@ -148,13 +150,11 @@ class Context:
         return self._data[dataset, split]
 
     def index_batches(self, order, batch_size: int) -> list:
-        from .engine import split_batches
+        from .engine import split_batches  # lazy: see the note at the top
 
         return split_batches(order, batch_size, self.acc.process_index, self.acc.num_processes)
 
     def eval_batches(self, idx, batch_size: int) -> list:
         """This process's share of ``idx`` (no example twice), in batches."""
-        import numpy as np
-
         part = np.array_split(np.asarray(idx), self.acc.num_processes)[self.acc.process_index]
         return [part[i : i + batch_size] for i in range(0, len(part), batch_size)]

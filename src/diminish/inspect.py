@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import xarray as xr
 
 from .data.cache import Cache
 from .data.readers import DataError, decode_image, is_image_file
@@ -104,12 +105,19 @@ def reconstruct(model: SimMIM, images: torch.Tensor, seed: int = 0) -> dict:
             "masked_l1": loss, "mask": mask.numpy(), **extra}
 
 
-def draw(rec: dict, names: list[str], title: str):
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend. Imported here, when a figure is drawn: the
+    backend must be chosen before pyplot loads, and importing this module should not choose it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def draw(rec: dict, names: list[str], title: str):
+    plt = _pyplot()
     if "pred_norm" in rec:  # per-patch normalised targets: compare like with like, then the MAE-style view
         cols = ("original", "masked", "target_norm", "pred_norm", "reconstruction")
         heads = ("original", "masked input", "target\n(each patch normalised)",
@@ -133,8 +141,6 @@ def draw(rec: dict, names: list[str], title: str):
 
 
 def _pets_images_of(results: Path) -> str:
-    import xarray as xr
-
     with xr.open_dataset(results) as ds:
         root = ds.attrs.get("pets_root")
     if not root:
@@ -168,12 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise FileNotFoundError(f"results file not found: {a.results}")
             model_path = largest_pretrain_model(a.results.parent)
             if model_path is None:
-                import matplotlib
-
-                matplotlib.use("Agg")
-                import matplotlib.pyplot as plt
-
-                fig = plt.figure(figsize=(6.3, 1.0))
+                fig = _pyplot().figure(figsize=(6.3, 1.0))
                 fig.text(0.5, 0.5, f"no finished pre-training model beside {a.results}", ha="center", va="center")
                 _save(fig, a.out)
                 print(f"{a.out} (placeholder: no pre-trained model)")

@@ -40,7 +40,9 @@ Only this module writes results files; analysis and report only read them.
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -327,9 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     Files from different configurations are refused, naming each file and its ``config_hash``,
     unless ``--allow-mixed``; the merged file's ``merged_from`` attribute lists the hashes.
     """
-    import argparse
-    import sys
-
     merge_examples = examples(
         "python -m diminish.results merge run-a/paper/results.nc run-b/paper/results.nc --out-file merged.nc",
         "python -m diminish.results merge old.nc new.nc --out-file both.nc --allow-mixed")

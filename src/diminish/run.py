@@ -11,7 +11,8 @@ whose upstream is finished (a pre-training, an intermediate stage, or a cell: fi
 evaluate), run it (:mod:`diminish.stages`) and release it, until the grid is done
 (:mod:`diminish.schedule`); finally assemble ``<out>/<name>/results.nc`` and ``examples.npz``
 (:mod:`diminish.assemble`). This module owns the command line: its options, the checks made
-before any work, the accelerator and trackers, and the ``--dry-run`` and ``--status`` printouts.
+before any work and the run itself; the accelerator and trackers are set up by
+:mod:`diminish.accel`, and ``--dry-run`` and ``--status`` print through :mod:`diminish.overview`.
 
 ``--shard k/N`` (k = 0 .. N-1) lets N jobs share one output folder: each job first takes the
 units dealt to it (round-robin in plan order), then helps with any unclaimed unit; claims make
@@ -26,15 +27,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 
+from .accel import Trackers, make_accelerator
 from .assemble import finish
 from .clihelp import HelpFormatter, examples, launcher_note
-from .config import TRACKER_MODULES, ConfigError, RuntimeConfig, apply_overrides, load
+from .config import ConfigError, RuntimeConfig, apply_overrides, load
 from .console import quiet_stdout
-from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, Stage, build_plan, grid_cost, units_of
-from .schedule import RunOptions, parse_shard, run_jobs, schedule, unit_state, verify_finished
+from .context import Context
+from .data.readers import (
+    DataError,
+    DataMissingError,
+    imagenet_train_dir,
+    intel_split_dir,
+    pets_root,
+)
+from .digests import DamagedFile
+from .overview import print_plan, print_status
+from .plan import Plan, Stage, build_plan, units_of
+from .schedule import RunOptions, parse_shard, run_jobs, schedule, verify_finished
 from .store import Store, adopt_finished, atomic_write_bytes, root_lock
 
 NEEDS = {"pretrain": "imagenet", "intermediate": "intel", "evaluate": "pets"}
@@ -90,78 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-# -- dry run and status -----------------------------------------------------------------------
-def intel_size(cfg) -> tuple[int, str]:
-    """Intel training images for the plan: counted in the folder if present, else the published size."""
-    root = Path(cfg.data.intel_root)
-    for cand in (root / "seg_train" / "seg_train", root / "seg_train"):
-        if cand.is_dir():
-            n = sum(1 for f in cand.glob("*/*") if f.is_file() and not f.name.startswith("."))
-            if n:
-                n = min(n, cfg.data.limit) if cfg.data.limit else n
-                return n, f"counted in {cand}"
-    return INTEL_TRAIN_IMAGES, "assumed: the published archive's seg_train (folder absent)"
-
-
-def print_plan(plan: Plan, store: Store, cfg_path: str, base: Store | None = None) -> None:
-    cfg = plan.cfg
-    n_intel, how = intel_size(cfg)
-    print(f"plan for {cfg_path}: {cfg.name} (config {cfg.hash}) -> {store.root}")
-    print(f"grid: pretrain {list(cfg.pretrain.sizes)} x intermediate {list(cfg.intermediate.conditions)} x "
-          f"finetune {list(cfg.finetune.sizes)} x seeds {list(cfg.seeds)}")
-    print(f"{'stage':<13}{'total':>7}{'reuse':>7}{'run':>7}{'image-steps to run':>22}  per stage")
-    per = {"pretrain": f"P x {cfg.pretrain.epochs} epochs, batch {cfg.pretrain.batch_size}",
-           "intermediate": f"{n_intel:,} Intel images x {cfg.intermediate.epochs} epochs, batch "
-                           f"{cfg.intermediate.batch_size} ({how})",
-           "finetune": f"F x {cfg.finetune.epochs} epochs, batch {cfg.finetune.batch_size}",
-           "evaluate": f"{cfg.finetune.test_size:,} test images, forward only"}
-    todo = {s.key for s in plan.stages() if not store.is_done(s) and not (base and base.is_done(s))}
-    cost = grid_cost(plan, n_intel, include=lambda s: s.key in todo)
-    steps = {k: c["image_steps"] for k, c in cost.items()} | {"evaluate": cost["finetune"]["eval_images"]}
-    for kind in KINDS:
-        stages = plan.stages(kind)
-        run = sum(s.key in todo for s in stages)
-        print(f"{kind:<13}{len(stages):>7}{len(stages) - run:>7}{run:>7}{steps[kind]:>22,}  {per[kind]}")
-    print(f"training image-steps to run: {sum(c['image_steps'] for c in cost.values()):,}")
-    if base is not None:
-        print(f"(reuse counts stages finished in {base.root}: --all links them into {store.root})")
-
-
-def print_status(plan: Plan, store: Store, timeout: float) -> dict:
-    counts = {k: Counter() for k in KINDS}
-    for kind in KINDS:
-        for s in plan.stages(kind):
-            if kind == "finetune" and not store.is_done(s):  # runs under its cell's claim
-                cell = unit_state(store, plan.evaluate[s.cell], timeout)
-                state = "running" if cell == "running" else ("failed" if store.failure(s) else "pending")
-            else:
-                state = unit_state(store, s, timeout)
-            counts[kind][state] += 1
-    print(f"{plan.cfg.name}: {store.root}")
-    print(f"{'stage':<13}{'done':>7}{'running':>9}{'pending':>9}{'failed':>8}")
-    for kind in KINDS:
-        c = counts[kind]
-        print(f"{kind:<13}{c['done']:>7}{c['running']:>9}{c['pending']:>9}{c['failed']:>8}")
-    cfg = plan.cfg
-    print("cells done (of seeds), by pretrain P, intermediate I and finetune size:")
-    print(f"{'P':>9} {'I':>2} " + "".join(f"{f:>8}" for f in cfg.finetune.sizes))
-    for p in cfg.pretrain.sizes:
-        for i in sorted(cfg.intermediate.conditions):
-            row = [sum(store.is_done(plan.evaluate[p, i, f, s]) for s in cfg.seeds) for f in cfg.finetune.sizes]
-            print(f"{p:>9} {int(i):>2} " + "".join(f"{f'{n}/{len(cfg.seeds)}':>8}" for n in row))
-    for kind in KINDS:
-        for s in plan.stages(kind):
-            fail = store.failure(s)
-            if fail and not store.is_done(s):
-                print(f"failed: {s.label}: {fail['error']}")
-    return counts
-
-
 # -- checks before any work -------------------------------------------------------------------
 def check_data(cfg, needed: set[str]) -> None:
     """Fail at once, naming every missing dataset folder and its expected layout."""
-    from .data.readers import DataMissingError, imagenet_train_dir, intel_split_dir, pets_root
-
     find = {"pets": pets_root, "intel": intel_split_dir, "imagenet": imagenet_train_dir}
     problems = []
     for name in ("imagenet", "intel", "pets"):
@@ -188,6 +130,7 @@ def check_writable(folder: Path) -> None:
 
 def check_sizes(ctx, plan: Plan, todo: list[Stage]) -> None:
     """Every requested subset fits its pool (the split functions name both numbers)."""
+    # data.splits imports torch: loaded only when stages are about to run
     from .data.splits import finetune_subset, pets_split, pretrain_subset
 
     cfg = plan.cfg
@@ -202,68 +145,12 @@ def check_sizes(ctx, plan: Plan, todo: list[Stage]) -> None:
 
 
 # -- the run ----------------------------------------------------------------------------------
-def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
-    import torch
-    from accelerate import Accelerator
-
-    kw = {"mixed_precision": rt.mixed_precision} if rt.mixed_precision else {}
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        kw["cpu"] = True  # several processes on CPUs (torchrun/accelerate launch): DDP over gloo
-    if not cfg.simmim.cls_in_pretrain:  # SimMIM leaves the CLS token out: DDP must allow an unused parameter
-        from accelerate.utils import DistributedDataParallelKwargs
-
-        kw["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
-    trackers = [t for t in cfg.trackers if _tracker_available(t)]
-    if trackers:
-        kw.update(log_with=trackers, project_dir=str(store.root / "trackers"))
-    return Accelerator(**kw)
-
-
-def _tracker_available(name: str) -> bool:
-    import importlib.util
-
-    module = TRACKER_MODULES.get(name, name)
-    if importlib.util.find_spec(module) is None and not (name == "tensorboard" and importlib.util.find_spec("tensorboardX")):
-        print(f"tracker {name!r} is not installed; skipping it", file=sys.stderr)
-        return False
-    return True
-
-
-class Trackers:
-    """Per-stage runs on Accelerate's trackers (one project per stage)."""
-
-    def __init__(self, acc) -> None:
-        self.acc, self.active = acc, None
-
-    def log(self, stage: Stage, values: dict, step: int) -> None:
-        if self.active != stage.key:
-            self.close()
-            self.acc.init_trackers(f"{stage.kind}-{stage.key}", config=_flat(stage.spec))
-            self.active = stage.key
-        self.acc.log(values, step=step)
-
-    def close(self) -> None:
-        if self.active is not None:
-            self.acc.end_training()
-            self.acc.trackers = []  # end_training keeps them: the next stage's values would reach them too
-            self.active = None
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return out
-
-
 def run_all(opts: RunOptions, cfg, plan: Plan, store: Store) -> int:
+    # torch and the modules that import it (seconds) load only here, when the grid trains: --help,
+    # --dry-run and --status stay fast and need no torch
     import torch
 
     from . import engine, fastpath
-    from .context import Context
 
     rt = opts.rt
     units = units_of(plan)
@@ -317,13 +204,20 @@ def run_options(args: argparse.Namespace, rt: RuntimeConfig) -> RunOptions:
                       poll=args.poll, claim_timeout=args.claim_timeout, assemble=not args.no_assemble)
 
 
+def speaks_for_the_run(args: argparse.Namespace) -> bool:
+    """Whether this process says what is said once per run (the config line, config warnings): not
+    a ``--jobs`` worker (``--no-assemble``), nor a process of rank > 0 under a multi-process launch."""
+    return not args.no_assemble and int(os.environ.get("RANK", "0")) == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     explicit = args.config is not None
     args.config = args.config or DEFAULT_CONFIG
-    try:
-        base_cfg = load(args.config)
-        cfg = apply_overrides(base_cfg, args.overrides, args.config)
+    speaks = speaks_for_the_run(args)
+    try:  # late milestones are warned about once, those of the config that runs
+        base_cfg = load(args.config, warn=speaks and not args.overrides)
+        cfg = apply_overrides(base_cfg, args.overrides, args.config, warn=speaks)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -337,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.status:
         print_status(plan, store, args.claim_timeout)
         return 0
-    if args.all and not args.no_assemble and int(os.environ.get("RANK", "0")) == 0:
+    if args.all and speaks:
         how = "" if explicit else " (the default --config: the full study; the demo is --config experiments/demo.toml)"
         print(f"config: {args.config}{how}; {cfg.name} (config {cfg.hash}) -> {store.root}", flush=True)
     if not args.all:
@@ -361,10 +255,6 @@ def cli(argv: list[str] | None = None) -> int:
     unwritable disk, a non-finite loss) reported as one message naming the file or stage and the
     problem, exit status 1, instead of a traceback. The failed stage is recorded (``--status``);
     rerunning the same command after fixing the cause resumes from its last checkpoint."""
-    from .data.readers import DataError
-    from .digests import DamagedFile
-    from .engine import NonFiniteLossError
-
     try:
         try:
             code = main(argv)
@@ -377,7 +267,9 @@ def cli(argv: list[str] | None = None) -> int:
                 raise
             print(f"error: {e.code}", file=sys.stderr)
             code = 1
-        except (DataError, NonFiniteLossError, DamagedFile, OSError) as e:
+        except Exception as e:
+            if not _fixable(e):
+                raise
             print(f"error: {e}", file=sys.stderr)
             print("nothing finished is lost; fix the cause and rerun the same command to resume "
                   "(--status lists failed stages)", file=sys.stderr)
@@ -389,6 +281,15 @@ def cli(argv: list[str] | None = None) -> int:
     if code:
         launcher_note(code, "see the error above")
     return code
+
+
+def _fixable(e: Exception) -> bool:
+    """Bad data, a damaged file, a full or unwritable disk, or a non-finite loss. Only a stage that
+    ran raises the engine's NonFiniteLossError, so the engine (and torch) is looked up among the
+    modules already imported, not imported here: --help, --dry-run and --status load no torch."""
+    engine = sys.modules.get(f"{__package__}.engine")
+    return isinstance(e, (DataError, DamagedFile, OSError)) or (
+        engine is not None and isinstance(e, engine.NonFiniteLossError))
 
 
 if __name__ == "__main__":

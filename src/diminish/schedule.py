@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -121,6 +122,8 @@ def unit_state(store: Store, unit: Stage, timeout: float) -> str:
 
 def schedule(ctx, plan: Plan, units: list[Stage], opts: RunOptions) -> int:
     """Claim and run units until none is left, this shard's own first; returns the exit status."""
+    # accelerate and the modules that import torch (seconds) load when a grid trains: diminish.run
+    # imports this module, and its --help, --dry-run and --status need neither
     from accelerate.utils import broadcast_object_list
 
     from .engine import agree
@@ -218,8 +221,6 @@ def _stopped(ctx, detail: str | None) -> int:
 def run_jobs(opts: RunOptions, argv: list[str], plan: Plan, store: Store) -> int:
     """``--jobs J``: J local worker processes (:meth:`RunOptions.worker`) sharing the output
     folder; ``argv``, the command as typed, is what a stopped worker says to rerun."""
-    import signal
-
     j = opts.jobs
     threads = max(1, (os.cpu_count() or 1) // j)
     gpus = _cuda_count()
@@ -256,7 +257,7 @@ def run_jobs(opts: RunOptions, argv: list[str], plan: Plan, store: Store) -> int
 
 
 def _cuda_count() -> int:
-    try:
+    try:  # imported here, as in run_all: --help, --dry-run and --status need no torch
         import torch
 
         return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -28,15 +28,19 @@ holding :func:`root_lock`.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .digests import DamagedFile, digest, digest_problem, file_digest
 from .locks import locked
@@ -77,9 +81,7 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 
 def atomic_torch_save(path: Path, obj: Any) -> dict:
     """Write ``obj`` with torch.save, atomically; returns the file's :func:`digest`."""
-    import io
-
-    import torch
+    import torch  # only stages save models: --help, --dry-run and --status of diminish.run need no torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -88,10 +90,6 @@ def atomic_torch_save(path: Path, obj: Any) -> dict:
 
 
 def atomic_save_npz(path: Path, **arrays) -> Path:
-    import io
-
-    import numpy as np
-
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
@@ -153,8 +151,6 @@ class Store:
     def undo(self, stage: Stage, path: Path, problem: str) -> None:
         """Mark a done stage as not done because ``path`` is damaged, saying so in one line; it
         then runs again like any unfinished stage."""
-        import sys
-
         with contextlib.suppress(FileNotFoundError):
             (self.dir(stage) / "done").unlink()
         print(f"warning: {path}: {problem}; {stage.label} is marked not done and runs again",

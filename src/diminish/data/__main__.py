@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..clihelp import HelpFormatter, examples, hidden_alias
 from ..console import guard
+from .cache import prepare
 from .readers import DATASETS, DataError
-from .synth import DEFAULT_SIZES
+from .synth import DEFAULT_SIZES, write_synthetic
 
 EXAMPLES = examples(
     "python -m diminish.data synth --out data/synth",
@@ -90,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "prepare":
-            from .cache import prepare
-
             t0 = time.perf_counter()
             cache = prepare(args.dataset, args.root, args.cache_dir, split=args.split, limit=args.limit,
                             skip_bad=args.skip_bad, workers=args.jobs, progress=not args.no_progress)
@@ -106,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
                 for f, why in cache.skipped:
                     print(f"  {f}: {why}")
         else:
-            from .synth import write_synthetic
-
             sizes = {**DEFAULT_SIZES, **args.sizes}
             t0 = time.perf_counter()
             roots = write_synthetic(args.out, seed=args.seed, pets=sizes["pets"], intel_per_class=sizes["intel"],

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..locks import locked
 from . import readers
@@ -264,8 +265,6 @@ def _decode_chunk(items: list[Item], size: int) -> tuple[np.ndarray, np.ndarray 
 def _decode_all(items: list[Item], size: int, workers: int | None, progress: bool, skip_bad: bool,
                 settings: dict) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, dict[int, str]]]:
     """Decode ``items`` in chunks, in this process or a pool; yields (start, images, masks, errors)."""
-    from tqdm.auto import tqdm
-
     chunks = [(i, items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
     workers = min(workers or _usable_cores(), len(chunks))
 

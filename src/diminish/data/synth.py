@@ -31,8 +31,10 @@ for a seed whatever the order, the counts of the other datasets or the number of
 from __future__ import annotations
 
 import colorsys
+import multiprocessing as mp
 import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -324,9 +326,6 @@ def _run(jobs: list[tuple[Callable, tuple]], workers: int | None) -> list:
     workers = workers if workers is not None else min(len(os.sched_getaffinity(0)), 8)
     if workers <= 1 or len(jobs) < 64:
         return [fn(*args) for fn, args in jobs]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         futs = [pool.submit(_batch, jobs[k::workers]) for k in range(workers)]
         parts = [f.result() for f in futs]
