@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
+from . import outputs
 from .claims import claims
 from .common import METRICS, is_summary, load, missing, n_seeds, summary, write_csv
 from .compare import DEFAULT_TOLERANCE, compare_paper, headline_both
@@ -22,7 +23,6 @@ from .curves import (
     curves_to_netcdf,
     fit_curves_detailed,
 )
-from . import outputs
 from .headline import headline
 from .paired import DZ_MIN_N, PERM_ALPHA, paired_intermediate, paired_pretrain
 from .plateaus import plateaus

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..analysis.common import CELL
 from ..analysis.families import SATURATING
 from ..analysis.outputs import BY_NAME, paper_files
 from ..config import ConfigError, ExperimentConfig, loads
@@ -180,21 +181,21 @@ def cell_table(inp: Inputs, metric: str) -> xr.Dataset:
     ``analysis.common.cell_stats`` of one cell: NaN seeds skipped, SD with ddof 1 and NaN below 2
     seeds, n = 0 for an empty cell). Dims and coordinates are the results' own (pretrain,
     intermediate, finetune)."""
-    ds, where = inp.results, inp.analysis.folder / "summary.csv"
-    dims = ("pretrain", "intermediate", "finetune")
+    ds, where, dims = inp.results, inp.analysis.folder / "summary.csv", CELL
     summary = inp.analysis.summary
     rows = summary[summary["metric"].astype(str) == metric]
     if not len(rows):
-        raise ReportInputError(f"{where}: no rows for metric {metric!r} (rerun `python -m diminish.analysis report`)")
+        raise ReportInputError(f"{where}: no rows for metric {metric!r}; the paper's cell tables print both metrics, "
+                               "as `python -m diminish.analysis report` writes them")
     keys = pd.MultiIndex.from_arrays([rows["pretrain"].astype("int64"), rows["intermediate"].astype(bool),
                                       rows["finetune"].astype("int64")], names=dims)
     if keys.has_duplicates:
-        raise ReportInputError(f"{where}: cell {keys[keys.duplicated()][0]} listed twice for metric {metric!r}")
+        raise ReportInputError(f"{where}: cell {_cell(keys[keys.duplicated()][0])} listed twice for metric {metric!r}")
     grid = pd.MultiIndex.from_product([ds[d].values for d in dims], names=dims)
     lacking = grid.difference(keys)
     if len(lacking):
         raise ReportInputError(f"{where}: {len(lacking)} cell(s) of the results' grid missing for metric {metric!r}, "
-                               f"e.g. {dict(zip(dims, lacking[0]))}; the analysis is of other results "
+                               f"e.g. {_cell(lacking[0])}; the analysis is of other results "
                                "(rerun `python -m diminish.analysis report`)")
     pos = keys.get_indexer(grid)
     shape = tuple(ds.sizes[d] for d in dims)
@@ -204,6 +205,10 @@ def cell_table(inp: Inputs, metric: str) -> xr.Dataset:
         return dims, rows[col].to_numpy(dtype=dtype)[pos].reshape(shape)
 
     return xr.Dataset({"mean": var("mean", float), "sd": var("sd", float), "n": var("n", "int64")}, coords=coords)
+
+
+def _cell(key: tuple) -> str:
+    return " ".join(f"{d}={v.item() if hasattr(v, 'item') else v}" for d, v in zip(CELL, key))
 
 
 def best_fit(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool) -> pd.Series | None:
