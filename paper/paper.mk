@@ -1,11 +1,15 @@
 # paper/paper.mk - included by the top Makefile.  `make paper [RESULTS=path/to/results.nc]`
 #
 # results.nc -> analysis/<name>/ (python -m diminish.analysis report)
-#            -> paper/build/<name>/{numbers.tex, tables/*.tex, figures/*.pdf, paper.tex}
+#            -> paper/build/<name>/{numbers.tex + numbers.json, tables/*.tex, figures/*.pdf, paper.tex}
 #            -> latexmk -> paper/build/<name>/paper.pdf -> paper/build/paper.pdf
 # <name> is the folder holding the results file (results/demo/results.nc -> demo). Every step is a
 # target with real file prerequisites: changing one figure's script redraws that figure and reruns
 # LaTeX, nothing else. `make paper` never trains; all outputs are git-ignored.
+#
+# The file names below (ANALYSIS_CSV, FIGURE_NAMES and the figure rules, TABLE_NAMES) are those of the
+# Python registries src/diminish/analysis/outputs.py and src/diminish/report/registry.py;
+# tests/test_registry.py fails when the two disagree.
 
 PAPER_PY ?= $(PY)
 PAPER_ANALYSIS ?= $(PAPER_PY) -m diminish.analysis report
@@ -29,7 +33,7 @@ ANALYSIS_SRC := $(wildcard src/diminish/analysis/*.py src/diminish/analysis/*/*.
                   src/diminish/analysis/*/*.csv src/diminish/analysis/*.json)
 
 # Python every report step imports (inputs, formatting, CLI) and the results reader.
-REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py \
+REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py $(RP)/registry.py \
                src/diminish/results.py src/diminish/config.py
 # numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
 NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(RP)/statements.py $(RP)/skipped.py experiments/paper.toml
@@ -69,9 +73,11 @@ $(A)/report.json: $(RESULTS) $(PB)/results-path.txt $(ANALYSIS_SRC) | $(STAMP)
 	$(PAPER_ANALYSIS) --results $(RESULTS) --out $(A)
 $(ANALYSIS_OUT): $(A)/report.json ;
 
-# 2. numbers.tex: every number and direction word the prose cites
-$(PB)/numbers.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(NUMBERS_PY) src/diminish/model.py
-	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out-file $@
+# 2. numbers.tex + numbers.json: every number and direction word the prose cites, computed once
+#    (paper.tex reads numbers.json instead of computing them again)
+$(PB)/numbers.tex $(PB)/numbers.json &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(NUMBERS_PY) \
+                                      src/diminish/model.py
+	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out-file $(PB)/numbers.tex
 
 # 3. tables (one script writes them all)
 $(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(RP)/tables_claims.py $(NUMBERS_PY) $(RP)/render.py \
@@ -79,8 +85,8 @@ $(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/ta
 	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out $(PB)/tables
 
 # 4. figures, one script each
-$(PB)/figures/curves.pdf: $(RP)/figures/curves.py $(A)/fits.csv $(A)/curves.nc
-$(PB)/figures/pretrain.pdf: $(RP)/figures/pretrain.py
+$(PB)/figures/curves.pdf: $(RP)/figures/curves.py $(A)/summary.csv $(A)/fits.csv $(A)/curves.nc
+$(PB)/figures/pretrain.pdf: $(RP)/figures/pretrain.py $(A)/summary.csv
 $(PB)/figures/intermediate.pdf: $(RP)/figures/intermediate.py $(A)/paired_intermediate.csv
 $(PB)/figures/transfer.pdf: $(RP)/figures/transfer.py $(A)/transfer.csv $(A)/transfer_fit.csv
 $(PB)/figures/compare.pdf: $(RP)/figures/compare.py $(A)/compare.csv
@@ -94,10 +100,10 @@ $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
 $(PB)/figures/reconstructions.pdf: $(RESULTS) src/diminish/inspect.py
 	$(PAPER_PY) -m diminish.inspect reconstructions --results $(RESULTS) --out $@
 
-# 5. paper.tex from the jinja2 template
-$(PB)/paper.tex: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \
+# 5. paper.tex from the jinja2 template and numbers.json
+$(PB)/paper.tex: $(PB)/numbers.json $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \
                  $(RP)/templates/paper.tex.j2 $(RP)/templates/appendix_pretraining.tex.j2 $(RP)/figures/transfer.py $(RP)/figures/examples.py $(PAPER_EXAMPLES)
-	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --out-file $@
+	$(PAPER_PY) -m diminish.report tex $(REPORT_ARGS) --numbers $(PB)/numbers.json --out-file $@
 
 $(PB)/references.bib: paper/references.bib
 	@mkdir -p $(@D)

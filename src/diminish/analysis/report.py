@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
+from . import outputs
 from .claims import claims
 from .common import METRICS, is_summary, load, missing, n_seeds, summary, write_csv
 from .compare import DEFAULT_TOLERANCE, compare_paper, headline_both
@@ -29,9 +30,8 @@ from .pooled import effect_by_f, pooled
 from .reference import load_reference
 from .transfer import transfer
 
-FILES = ("summary.csv", "fits.csv", "curves.nc", "paired_intermediate.csv", "paired_pretrain.csv", "pooled.csv",
-         "verdicts.csv", "transfer.csv", "transfer_fit.csv", "compare.csv", "headline.csv", "missing.csv",
-         "report.json", "plateaus.csv", "effect_by_f.csv")
+# The files written below, in the order report.json lists them: the registry in .outputs.
+FILES = outputs.FILES
 
 
 def run_all(ds: xr.Dataset, metrics=METRICS, n_boot: int = N_BOOT, seed: int = 0, **fit_kw) -> dict:
@@ -68,7 +68,8 @@ def run_all(ds: xr.Dataset, metrics=METRICS, n_boot: int = N_BOOT, seed: int = 0
 def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int = N_BOOT, seed: int = 0,
            tolerance: float = DEFAULT_TOLERANCE, spread: str = "sd", plot: bool = True,
            max_plateau_width: float = MAX_PLATEAU_WIDTH, max_delta_aicc: float = MAX_DELTA_AICC) -> dict:
-    """Write every output into ``out_dir``; returns the report.json content.
+    """Write every output into ``out_dir`` (the files of :data:`.outputs.OUTPUTS`, plus a PNG plot
+    per metric with ``plot``); returns the report.json content.
 
     ``metric`` is the primary metric of verdicts.csv and headline.csv; the other tables carry every
     metric in ``metrics`` (with a ``metric`` column); verdicts_all.csv / headline_all.csv hold all.
@@ -142,7 +143,7 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
         "headline": {r.claim_id: r.holds_in_ours for r in head_all[head_all.metric == metric].itertuples()},
         "headline_paper": {r.claim_id: r.holds_in_paper for r in head_all[head_all.metric == metric].itertuples()},
         "verdict_counts": {k: int(v) for k, v in va[va.metric == metric].verdict.value_counts().sort_index().items()},
-        "files": list(FILES) + ["verdicts_all.csv", "headline_all.csv"] + figures,
+        "files": list(FILES) + figures,
         "notes": notes,
         "version": __version__,
     }

@@ -5,7 +5,7 @@ Only this package knows LaTeX. ``make paper`` (paper/paper.mk) runs its steps th
 
     from diminish.report import load_inputs, build_all
     inp = load_inputs("results/demo/results.nc", "analysis/demo")
-    build_all(inp, "paper/build/demo")      # numbers.tex, tables/, figures/, paper.tex
+    build_all(inp, "paper/build/demo")      # numbers.tex + numbers.json, tables/, figures/, paper.tex
 """
 
 from .build import build_all

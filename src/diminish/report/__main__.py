@@ -1,10 +1,13 @@
 """``python -m diminish.report``: the paper build's steps, one command each (used by paper/paper.mk).
 
-    numbers  --results R --analysis A --out-file numbers.tex
+    numbers  --results R --analysis A --out-file numbers.tex    (and numbers.json beside it)
     tables   --results R --analysis A --out tables/
     figure   NAME --results R --analysis A --out-file NAME.pdf
-    tex      --results R --analysis A --out-file paper.tex
+    tex      --results R --analysis A [--numbers numbers.json] --out-file paper.tex
     all      --results R --analysis A --out DIR      (every step above, no LaTeX run)
+
+The numbers are computed once, by ``numbers``; ``tex`` reads them from ``numbers.json`` (default:
+beside its ``--out-file``) and refuses one computed from other inputs.
 
 ``--out`` is a folder and ``--out-file`` a file, as in every command (``--out-dir`` and a file-valued
 ``--out`` are still accepted).
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         "all": output(common(sub.add_parser("all", help="every step except LaTeX")), True),
     }
     parsers["figure"].add_argument("name", help="the figure's module in report/figures/")
+    parsers["tex"].add_argument("--numbers", metavar="FILE", default=None,
+                                help="numbers.json written by the numbers step (default: beside --out-file)")
     args = ap.parse_args(argv)
     target = "out" if args.cmd in ("tables", "all") else "out_file"
     if getattr(args, target, None) is None:
@@ -83,9 +88,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print(save(module(args.name).draw(inp), args.out_file))
         elif args.cmd == "tex":
+            from pathlib import Path
+
+            from .numbers import read_numbers
             from .render import write_paper
 
-            print(write_paper(inp, args.out_file))
+            numbers = read_numbers(args.numbers or Path(args.out_file).with_name("numbers.json"), inp)
+            print(write_paper(inp, args.out_file, numbers))
         elif args.cmd == "all":
             from .build import build_all
 

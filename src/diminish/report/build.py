@@ -6,18 +6,19 @@ from pathlib import Path
 
 
 def build_all(inp, out_dir: str | Path) -> Path:
-    """numbers.tex, tables/*.tex, figures/*.pdf and paper.tex in ``out_dir``; returns paper.tex."""
+    """numbers.tex (+ numbers.json), tables/*.tex, figures/*.pdf and paper.tex in ``out_dir``, by the
+    same functions as the make steps: the numbers are computed once, and paper.tex reads them back
+    from numbers.json as ``python -m diminish.report tex`` does. Returns paper.tex."""
     from .figures import FIGURES, module
     from .figures._common import save
-    from .numbers import compute, numbers_tex
+    from .numbers import json_path, read_numbers, write_numbers
     from .render import write_paper
     from .tables import write_tables
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    nums = compute(inp)
-    (out_dir / "numbers.tex").write_text(numbers_tex(nums))
+    numbers = write_numbers(inp, out_dir / "numbers.tex")
     write_tables(inp, out_dir / "tables")
     for name in FIGURES:
         save(module(name).draw(inp), out_dir / "figures" / f"{name}.pdf")
-    return write_paper(inp, out_dir / "paper.tex", nums)
+    return write_paper(inp, out_dir / "paper.tex", read_numbers(json_path(numbers), inp))

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..analysis.common import CELL
 from ..analysis.families import SATURATING
+from ..analysis.outputs import BY_NAME, paper_files
 from ..config import ConfigError, ExperimentConfig, loads
 from ..results import read_results
 
@@ -27,33 +29,13 @@ class ReportInputError(ValueError):
     """An input of the paper build is missing or does not follow its contract."""
 
 
-# The analysis folder's contract (see analysis/README.md and diminish.analysis.report).
-ANALYSIS_FILES: dict[str, tuple[str, ...]] = {
-    "summary": ("pretrain", "intermediate", "finetune", "metric", "mean", "sd", "n"),
-    "fits": ("metric", "pretrain", "intermediate", "family", "n_params", "params", "aicc", "delta_aicc",
-             "akaike_weight", "loo_error", "plateau", "plateau_lo", "plateau_hi", "identified", "f95",
-             "gain_1000", "gain_2000", "gain_4000", "best"),
-    "paired_intermediate": ("metric", "pretrain", "finetune", "n", "mean_delta", "se", "t", "p_t", "p_perm",
-                            "dz", "p_holm", "ci_lo", "ci_hi", "method"),
-    "paired_pretrain": ("metric", "pretrain", "intermediate", "finetune", "n", "mean_delta", "se", "t", "p_t",
-                        "p_perm", "dz", "p_holm", "ci_lo", "ci_hi", "method"),
-    "pooled": ("metric", "effect", "term", "estimate", "se", "ci_lo", "ci_hi", "p", "model"),
-    "verdicts": ("claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict"),
-    "transfer": ("metric", "pretrain", "intermediate", "finetune", "f_eff", "d_t", "extrapolated"),
-    "transfer_fit": ("metric", "pretrain", "intermediate", "k", "alpha", "n_points"),
-    "compare": ("metric", "pretrain", "intermediate", "finetune", "ours_mean", "ours_sd", "paper_mean",
-                "paper_sd", "diff", "z", "p", "within_tol"),
-    "headline": ("claim_id", "claim", "holds_in_ours", "detail"),
-    "missing": ("pretrain", "intermediate", "finetune", "seed"),
-}
+# The analysis folder's contract: the files the paper reads and the columns it needs, from the one
+# registry of analysis outputs (diminish.analysis.outputs; described in analysis/README.md).
+ANALYSIS_FILES: dict[str, tuple[str, ...]] = {o.stem: o.columns for o in paper_files("required") if o.is_csv}
 # Read when present (newer analyses write them; the report falls back to the files above).
-OPTIONAL_FILES: dict[str, tuple[str, ...]] = {
-    "plateaus": ("metric", "pretrain", "intermediate", "family", "plateau", "plateau_lo", "plateau_hi", "identified",
-                 "f95"),
-    "effect_by_f": ("metric", "effect", "finetune", "estimate", "ci_lo", "ci_hi"),
-}
+OPTIONAL_FILES: dict[str, tuple[str, ...]] = {o.stem: o.columns for o in paper_files("optional") if o.is_csv}
+CURVE_VARIABLES = BY_NAME["curves.nc"].columns
 BOOL_COLUMNS = ("intermediate", "identified", "best", "extrapolated", "within_tol", "perm_informative")
-ANALYSIS_INPUTS = tuple(f"{name}.csv" for name in ANALYSIS_FILES) + ("curves.nc", "report.json")
 
 
 def _to_bool(series: pd.Series, where: str) -> pd.Series:
@@ -106,7 +88,7 @@ def load_analysis(folder: str | Path) -> Analysis:
         raise ReportInputError(f"analysis file missing: {curves_path}")
     with xr.open_dataset(curves_path) as ds:
         curves = ds.load()
-    for v in ("fit", "lo", "hi"):
+    for v in CURVE_VARIABLES:
         if v not in curves:
             raise ReportInputError(f"{curves_path}: missing variable '{v}'")
     if "intermediate" in curves.coords:
@@ -193,14 +175,40 @@ def load_inputs(results: str | Path | xr.Dataset, analysis: str | Path | Analysi
                   config=cfg, config_error=err, metric=metric)
 
 
-def cell_table(ds: xr.Dataset, var: str) -> xr.Dataset:
-    """Mean, sample SD (ddof 1) and count over seeds of one variable for every cell at once, NaNs
-    skipped (the analysis's ``common.cell_stats`` gives one cell's numbers)."""
-    da = ds[var]
-    n = da.notnull().sum("seed")
-    mean = da.mean("seed", skipna=True)
-    sd = da.std("seed", ddof=1, skipna=True).where(n > 1)
-    return xr.Dataset({"mean": mean, "sd": sd, "n": n})
+def cell_table(inp: Inputs, metric: str) -> xr.Dataset:
+    """Mean, sample SD and count over seeds of one metric for every cell of the results' grid, as the
+    analysis computed them: read from ``summary.csv``, the one source of cell statistics (each row is
+    ``analysis.common.cell_stats`` of one cell: NaN seeds skipped, SD with ddof 1 and NaN below 2
+    seeds, n = 0 for an empty cell). Dims and coordinates are the results' own (pretrain,
+    intermediate, finetune)."""
+    ds, where, dims = inp.results, inp.analysis.folder / "summary.csv", CELL
+    summary = inp.analysis.summary
+    rows = summary[summary["metric"].astype(str) == metric]
+    if not len(rows):
+        raise ReportInputError(f"{where}: no rows for metric {metric!r}; the paper's cell tables print both metrics, "
+                               "as `python -m diminish.analysis report` writes them")
+    keys = pd.MultiIndex.from_arrays([rows["pretrain"].astype("int64"), rows["intermediate"].astype(bool),
+                                      rows["finetune"].astype("int64")], names=dims)
+    if keys.has_duplicates:
+        raise ReportInputError(f"{where}: cell {_cell(keys[keys.duplicated()][0])} listed twice for metric {metric!r}")
+    grid = pd.MultiIndex.from_product([ds[d].values for d in dims], names=dims)
+    lacking = grid.difference(keys)
+    if len(lacking):
+        raise ReportInputError(f"{where}: {len(lacking)} cell(s) of the results' grid missing for metric {metric!r}, "
+                               f"e.g. {_cell(lacking[0])}; the analysis is of other results "
+                               "(rerun `python -m diminish.analysis report`)")
+    pos = keys.get_indexer(grid)
+    shape = tuple(ds.sizes[d] for d in dims)
+    coords = {d: ds[d].values for d in dims}
+
+    def var(col: str, dtype) -> tuple:
+        return dims, rows[col].to_numpy(dtype=dtype)[pos].reshape(shape)
+
+    return xr.Dataset({"mean": var("mean", float), "sd": var("sd", float), "n": var("n", "int64")}, coords=coords)
+
+
+def _cell(key: tuple) -> str:
+    return " ".join(f"{d}={v.item() if hasattr(v, 'item') else v}" for d, v in zip(CELL, key))
 
 
 def best_fit(fits: pd.DataFrame, metric: str, pretrain: int, intermediate: bool) -> pd.Series | None:

@@ -144,7 +144,7 @@ def add_config(n: Numbers, inp: Inputs) -> None:
 
 def add_results(n: Numbers, inp: Inputs) -> None:
     ds, m = inp.results, inp.metric
-    st = cell_table(ds, m)
+    st = cell_table(inp, m)
     P, F = n.flags["P"], n.flags["F"]
     fmin, fmax = min(F), max(F)
     has_false = False in n.flags["I"]

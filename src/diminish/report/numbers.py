@@ -10,14 +10,26 @@ The macros are grouped by topic: :mod:`.macros_study` (the grid, config, cell me
 with the paper, provenance), :mod:`.macros_effects` (paired and pooled effects, curve fits,
 transfer) and :mod:`.macros_claims` (claim verdicts), on the shared helpers in :mod:`.macros`.
 This module runs them in a fixed order (later groups read flags set by earlier ones), writes the
-file (``python -m diminish.report numbers``) and re-exports the names other modules import from it.
+files and re-exports the names other modules import from it.
+
+**Computed once per build.** ``python -m diminish.report numbers`` (:func:`write_numbers`) runs
+:func:`compute` and writes the result twice over: ``numbers.tex`` for LaTeX and ``numbers.json``
+beside it (macros and flags, plus a fingerprint of the inputs they were computed from). Every later
+step that needs them reads ``numbers.json`` (:func:`read_numbers`): ``paper.tex``
+(:func:`.render.write_paper`) takes a :class:`Numbers` and never computes one, and
+:func:`.build.build_all` goes through the same two files. ``read_numbers`` refuses a
+``numbers.json`` computed from other results or another analysis folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
-from .inputs import Inputs
+from ..analysis.outputs import paper_files
+from .inputs import Inputs, ReportInputError
+from .latex import Tex
 from .macros import ALPHA, METRIC_LABEL, Numbers, count_phrase, join_words, plural, snum
 from .macros_claims import (
     add_verdicts,
@@ -39,8 +51,8 @@ from .macros_study import add_compare, add_config, add_grid, add_provenance, add
 
 __all__ = [
     "ALPHA", "METRIC_LABEL", "PREFIX", "Numbers", "claim_groups", "claim_text", "claim_wording", "compute",
-    "condition_of", "count_phrase", "join_words", "numbers_tex", "plateau_text", "plural", "rule_of", "snum",
-    "write_numbers",
+    "condition_of", "count_phrase", "join_words", "numbers_json", "numbers_tex", "plateau_text", "plural",
+    "read_numbers", "rule_of", "snum", "write_numbers",
 ]
 
 PREFIX = "dm"
@@ -65,8 +77,76 @@ def numbers_tex(n: Numbers) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_numbers(inp: Inputs, path: str | Path) -> Path:
+JSON_FORMAT = "diminish-numbers/1"
+
+
+def json_path(tex_path: str | Path) -> Path:
+    """Where :func:`write_numbers` puts the JSON copy of ``numbers.tex``: beside it, as ``.json``."""
+    return Path(tex_path).with_suffix(".json")
+
+
+def fingerprint(inp: Inputs) -> dict[str, str | None]:
+    """SHA-256 of the files the numbers are computed from: the results file (None for an in-memory
+    Dataset) and the analysis files the paper reads."""
+    res = hashlib.sha256(inp.results_path.read_bytes()).hexdigest() if inp.results_path is not None else None
+    h = hashlib.sha256()
+    for o in paper_files():
+        p = inp.analysis.folder / o.name
+        if p.is_file():
+            h.update(o.name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return {"results": res, "analysis": h.hexdigest()}
+
+
+def _plain(o: object, where: str) -> object:
+    """The flags as JSON values that read back equal: str keys only; numpy scalars as Python ones."""
+    if isinstance(o, dict):
+        bad = [k for k in o if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"numbers: flag {where} has a key that is not a string ({bad[0]!r})")
+        return {k: _plain(v, f"{where}.{k}") for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(o)]
+    if o is None or isinstance(o, (str, bool, int, float)):
+        return o
+    if hasattr(o, "item") and callable(o.item):  # numpy scalar
+        return _plain(o.item(), where)
+    raise TypeError(f"numbers: flag {where} is a {type(o).__name__}, which numbers.json cannot hold")
+
+
+def numbers_json(n: Numbers, inp: Inputs) -> str:
+    """The macros and flags of ``n`` as JSON, with the fingerprint of ``inp`` they were computed from."""
+    doc = {"format": JSON_FORMAT, "prefix": PREFIX, "inputs": fingerprint(inp),
+           "macros": {k: str(v) for k, v in n.macros.items()}, "flags": _plain(n.flags, "flags")}
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def read_numbers(path: str | Path, inp: Inputs | None = None) -> Numbers:
+    """The :class:`Numbers` that :func:`write_numbers` computed; with ``inp``, checked to be of the
+    same results and analysis files (else :class:`ReportInputError`)."""
     path = Path(path)
+    again = "run `python -m diminish.report numbers` first (make paper does)"
+    if not path.is_file():
+        raise ReportInputError(f"numbers file missing: {path}; {again}")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ReportInputError(f"{path}: not valid JSON ({e}); {again}") from None
+    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT or doc.get("prefix") != PREFIX:
+        raise ReportInputError(f"{path}: not a numbers file of format {JSON_FORMAT}; {again}")
+    if inp is not None and doc.get("inputs") != fingerprint(inp):
+        raise ReportInputError(f"{path}: computed from other results or another analysis folder than "
+                               f"{inp.results_path or 'these results'} and {inp.analysis.folder}; {again}")
+    return Numbers(macros={k: Tex(v) for k, v in doc["macros"].items()}, flags=doc["flags"])
+
+
+def write_numbers(inp: Inputs, path: str | Path) -> Path:
+    """numbers.tex at ``path`` and numbers.json beside it (:func:`json_path`), from one :func:`compute`."""
+    path = Path(path)
+    if json_path(path) == path:
+        raise ValueError(f"{path}: numbers.tex needs another suffix than .json (numbers.json goes beside it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(numbers_tex(compute(inp)))
+    n = compute(inp)
+    text, doc = numbers_tex(n), numbers_json(n, inp)
+    path.write_text(text)
+    json_path(path).write_text(doc)
     return path

@@ -36,7 +36,7 @@ from .latex import (
     size_label,
 )
 from .macros import FAMILY_SHORT, FAMILY_TEX, condition_label
-from .numbers import PREFIX, Numbers, compute
+from .numbers import PREFIX, Numbers
 from .skipped import skipped_rows
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -147,8 +147,9 @@ SYNTHETIC_NAMES = dict(imagenet_name=("a synthetic stand-in for the ImageNet-1K 
                        syn_of_pets=(" (synthetic stand-ins for Oxford-IIIT Pet)", ""))
 
 
-def paper_context(inp: Inputs, numbers: Numbers | None = None) -> dict:
-    numbers = numbers or compute(inp)
+def paper_context(inp: Inputs, numbers: Numbers) -> dict:
+    """What paper.tex.j2 renders: ``numbers`` as computed by the numbers step (read back from
+    numbers.json; this module never computes them) and a few values of the inputs."""
     m = {name: Tex(f"\\{PREFIX}{name}{{}}") for name in numbers.macros}
     syn = inp.synthetic
     formula, words, has_i = _pooled_p(inp)
@@ -203,7 +204,8 @@ TITLE = r"Small Data, Tiny Transformer: Re-measuring Diminishing Returns of Pre-
 SYNTHETIC_TITLE = r"\\[4pt] \large (synthetic demonstration data: not results about real images)"
 
 
-def write_paper(inp: Inputs, path: str | Path, numbers: Numbers | None = None) -> Path:
+def write_paper(inp: Inputs, path: str | Path, numbers: Numbers) -> Path:
+    """paper.tex from the template, citing ``numbers`` (:func:`.numbers.read_numbers` of numbers.json)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render("paper.tex.j2", **paper_context(inp, numbers)))

@@ -1,7 +1,7 @@
 """The paper's tables, each rendered through ``templates/table.tex.j2`` (booktabs).
 
-Cell means and SDs come straight from ``results.nc`` (SD over seeds with ddof 1), everything else
-from the analysis folder. Each table is one ``.tex`` file in the output folder; a table that does
+Cell means and SDs are the analysis's (``summary.csv`` through :func:`.inputs.cell_table`: SD over
+seeds with ddof 1), like everything else in them. Each table is one ``.tex`` file in the output folder; a table that does
 not apply to the results (e.g. no baseline row) is written as a comment-only stub so the build's
 file list never changes, and the paper skips it (``flags`` from :mod:`.numbers`). The tables about
 claims live in :mod:`.tables_claims` and are registered here with the rest.
@@ -35,16 +35,21 @@ from .macros import FAMILY_TEX, family_name, family_short
 from .macros_effects import pretrain_arm_only
 from .macros_study import paper_config
 from .numbers import METRIC_LABEL, plateau_text
+from .registry import TABLES as REGISTERED
 from .render import table_tex as _tab
 from .tables_claims import headline, skipped, verdicts, verdicts_all
 
-TABLES: dict[str, Callable[[Inputs], str | None]] = {
+# The functions that render the tables, by name; TABLES (below the last one) puts them in the
+# registry's order and refuses a table that is drawn here but not registered, or the reverse.
+_DRAWN: dict[str, Callable[[Inputs], str | None]] = {
     "verdicts": verdicts, "verdicts_all": verdicts_all, "headline": headline, "skipped": skipped}
 
 
 def table(name: str):
     def deco(fn):
-        TABLES[name] = fn
+        if name in _DRAWN:
+            raise ValueError(f"table {name!r} defined twice")
+        _DRAWN[name] = fn
         return fn
     return deco
 
@@ -58,7 +63,7 @@ def _intermediate_word(v: object) -> str:
 
 
 def _cells(inp: Inputs, intermediate: bool, pretrain: list[int]) -> list[list[list]]:
-    acc, miou = cell_table(inp.results, "accuracy"), cell_table(inp.results, "miou")
+    acc, miou = cell_table(inp, "accuracy"), cell_table(inp, "miou")
     groups = []
     for p in pretrain:
         rows = []
@@ -342,6 +347,18 @@ def provenance(inp: Inputs) -> str | None:
     return _tab("Provenance of the results this paper was built from (attributes of the results file).",
                 "tab:provenance", r"p{0.25\linewidth}p{0.68\linewidth}", [["Attribute", "Value"]], [rows],
                 size=r"\footnotesize")
+
+
+def _registered(drawn: dict[str, Callable[[Inputs], str | None]]) -> dict[str, Callable[[Inputs], str | None]]:
+    unregistered = [n for n in drawn if n not in REGISTERED]
+    undrawn = [n for n in REGISTERED if n not in drawn]
+    if unregistered or undrawn:
+        raise ValueError(f"report.tables: tables not in report/registry.py TABLES: {unregistered}; "
+                         f"registered tables without a function: {undrawn}")
+    return {name: drawn[name] for name in REGISTERED}
+
+
+TABLES: dict[str, Callable[[Inputs], str | None]] = _registered(_DRAWN)
 
 
 def write_tables(inp: Inputs, out_dir: str | Path) -> list[Path]:

@@ -36,7 +36,7 @@ def _curve(inp: Inputs, p: int, i: bool):
 
 def draw(inp: Inputs):
     ds, m = inp.results, inp.metric
-    st = cell_table(ds, m)
+    st = cell_table(inp, m)
     conds = [bool(i) for i in ds.intermediate.values]
     fig, axes = figure(len(conds), height=3.0, sharey=True)
     style = series_styles(ds.pretrain.values)

@@ -40,7 +40,7 @@ def draw(inp: Inputs):
     ds, m = inp.results, inp.metric
     if (ds.pretrain.values > 0).sum() < 1 or len(ds.pretrain) < 2:
         return placeholder("fewer than two pre-training sizes: nothing to plot against P")
-    st = cell_table(ds, m)
+    st = cell_table(inp, m)
     conds = [bool(i) for i in ds.intermediate.values]
     fig, axes = figure(len(conds), height=2.9, sharey=True)
     xpos = positions(ds.pretrain.values)
