@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import xarray as xr
 import pytest
 import torch
 from PIL import Image
@@ -80,7 +81,7 @@ def test_curves_in_results_have_an_epoch_dimension_per_stage_kind():
 
     s = curve_summary(ds.pretrain_loss_curve)
     assert s == {"pretrain": 5, "epochs": 3, "first": 0.9, "last": 0.7, "ratio": pytest.approx(0.7 / 0.9),
-                 "seeds": 1}
+                 "seeds": 1, "tail_epochs": 1, "tail_share": pytest.approx(0.5)}
     g = variant_gap(ds, "miou_image")
     assert g["n"] == 1 and g["mean"] == pytest.approx(-10.0)
     assert variant_gap(ds, "miou_original") is None  # all NaN: not recorded
@@ -114,3 +115,31 @@ def test_inspect_refuses_a_model_that_is_not_a_pretraining_model(tmp_path, capsy
     torch.save({"format": 1, "task": "segment", "state_dict": {}}, path)
     assert inspect_main(["reconstructions", str(path), "--images", str(tmp_path), "--out", str(tmp_path / "f.png")]) == 2
     assert "not a pre-trained SimMIM model" in capsys.readouterr().err
+
+
+def _curve(values_per_seed):
+    """A (pretrain, seed, pretrain_epoch) loss curve with one pre-training size of 1000 images."""
+    v = np.asarray(values_per_seed, dtype=float)[None]  # (1, seed, epoch)
+    return xr.DataArray(v, dims=("pretrain", "seed", "pretrain_epoch"),
+                        coords={"pretrain": [1000], "seed": list(range(v.shape[1]))})
+
+
+@pytest.mark.parametrize("rate, epochs, state", [
+    (0.05, 20, "falling"),    # slow decay: far from its floor after 20 epochs
+    (0.9, 20, "levelled"),    # fast decay: flat long before the end
+    (-0.02, 8, "no drop"),    # a loss that creeps up
+    (0.5, 3, "unknown"),      # three epochs: no last quarter to judge by
+])
+def test_planted_pretraining_curves_are_read_as_planted(rate, epochs, state):
+    from diminish.report.statements import convergence_sentence, convergence_state
+
+    t = np.arange(epochs)
+    seeds = [0.6 + 0.3 * np.exp(-rate * t) + 0.001 * k for k in range(3)]  # three seeds, the same shape
+    s = curve_summary(_curve(seeds))
+    assert s["tail_epochs"] == max(1, -(-epochs // 4))
+    got = convergence_state(s["epochs"], s["first"], s["last"], s["tail_share"])
+    assert got == state
+    text = str(convergence_sentence(got, "1000", s["epochs"], s["first"], s["last"], s["tail_epochs"], s["tail_share"]))
+    assert ("was still falling when" in text) == (state == "falling")
+    assert ("levelled off before" in text) == (state == "levelled")
+    assert ("did not fall" in text) == (state == "no drop")

@@ -128,3 +128,25 @@ def test_interval_ends_never_round_to_a_misleading_zero():
     assert plain(st.ci(0.0012, 0.17)) == "95% CI [+0.001, +0.17]"
     s = plain(st.trend_sentence("d", 1.0, 2.0, 20, 320, 0.09, 0.0012, 0.17))
     assert "[+0.001, +0.17]), significantly upwards" in s
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.0994, 0.09949, 0.0995, 0.0996, 0.1, 0.2, 0.9])
+def test_convergence_sentence_never_contradicts_the_share_it_prints(share):
+    state = st.convergence_state(12, 0.9, 0.6, share)
+    text = plain(st.convergence_sentence(state, "3000", 12, 0.9, 0.6, 3, share))
+    printed = float(re.search(r"brought (?:only )?([0-9.]+)%", text).group(1))
+    assert state == ("falling" if printed >= 10 else "levelled")
+    assert ("was still falling when" in text) == (printed >= 10)
+    assert "from 0.900 in the first epoch to 0.600 in the last" in text
+
+
+def test_convergence_without_a_drop_or_with_one_epoch_says_so():
+    assert st.convergence_state(5, 0.8, 0.8, float("nan")) == "no drop"
+    assert st.convergence_state(3, 0.9, 0.6, 0.5) == "unknown"  # no last quarter to judge by
+    assert st.convergence_state(5, 0.8, 0.85, float("nan")) == "no drop"
+    assert st.convergence_state(1, 0.8, 0.8, float("nan")) == "unknown"
+    assert "too few (under 4) to tell" in plain(st.convergence_sentence("unknown", "1000", 1, 0.8, 0.8, 1, float("nan")))
+    assert "did not fall" in plain(st.convergence_sentence("no drop", "1000", 5, 0.8, 0.85, 2, float("nan")))
+    assert str(st.convergence_reading("unknown")) == ""
+    for state in ("falling", "levelled", "no drop"):  # each state its own reading
+        assert str(st.convergence_reading(state))

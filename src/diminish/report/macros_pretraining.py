@@ -8,16 +8,21 @@ results.nc when present (older results files lack them; the flags then say so).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .inputs import Inputs
 from .latex import Tex, num, size_label
 from .macros import Numbers, snum
+from .statements import convergence_reading, convergence_sentence, convergence_state
 
 
 def curve_summary(curve) -> dict | None:
     """For a (pretrain, seed, pretrain_epoch) loss curve: the largest P with any finite value, its
-    epochs, and the seed-mean loss of its first and last epochs and their ratio; None when empty."""
+    epochs, the seed-mean loss of its first and last epochs and their ratio, and how much of the
+    drop from first to last came in the last quarter of the epochs (``tail_epochs`` of them, at
+    least one; ``tail_share`` NaN with fewer than two epochs or no drop); None when empty."""
     vals = curve.values
     finite = np.isfinite(vals)
     sizes = [p for i, p in enumerate(curve["pretrain"].values) if finite[i].any()]
@@ -27,8 +32,12 @@ def curve_summary(curve) -> dict | None:
     c = curve.sel(pretrain=p).values  # (seed, epoch)
     epochs = int(np.isfinite(c).any(axis=0).sum())
     mean = np.nanmean(c[:, :epochs], axis=0)
+    tail = max(1, math.ceil(epochs / 4))
+    drop = float(mean[0] - mean[-1])
+    share = float((mean[-1 - tail] - mean[-1]) / drop) if epochs >= 2 and drop > 0 else math.nan
     return {"pretrain": int(p), "epochs": epochs, "first": float(mean[0]), "last": float(mean[-1]),
-            "ratio": float(mean[-1] / mean[0]), "seeds": int(np.isfinite(c).any(axis=1).sum())}
+            "ratio": float(mean[-1] / mean[0]), "seeds": int(np.isfinite(c).any(axis=1).sum()),
+            "tail_epochs": tail, "tail_share": share}
 
 
 def variant_gap(ds, variant: str, base: str = "miou") -> dict | None:
@@ -53,6 +62,11 @@ def add_pretraining(n: Numbers, inp: Inputs) -> None:
         n.set("PretrainLossFirst", num(s["first"], 3))
         n.set("PretrainLossLast", num(s["last"], 3))
         n.set("PretrainLossRatio", num(s["ratio"], 2))
+        state = convergence_state(s["epochs"], s["first"], s["last"], s["tail_share"])
+        n.flags["pretrain_convergence"] = state
+        n.set("PretrainConvergence", convergence_sentence(state, size_label(s["pretrain"]), s["epochs"], s["first"],
+                                                          s["last"], s["tail_epochs"], s["tail_share"]))
+        n.set("PretrainConvergenceReading", convergence_reading(state))
     for variant, name in (("miou_image", "Image"), ("miou_original", "Original"),
                           ("miou_image_original", "ImageOriginal")):
         g = variant_gap(ds, variant)

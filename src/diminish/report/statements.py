@@ -272,3 +272,62 @@ def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
             ("it is inconclusive" if one else "all are inconclusive")
         return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {text}.")
     return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {join_words(parts)}.")
+
+
+# ----------------------------------------------------------------------------- pre-training loss
+
+MIN_EPOCHS = 4  # fewer epochs have no last quarter to judge a loss by
+STILL_FALLING = 0.10  # share of a loss's whole drop that its last quarter of epochs must bring to count as still falling
+
+
+def convergence_state(epochs: int, first: object, last: object, tail_share: object) -> str:
+    """Where a training loss stood when its stage stopped, from the seed-mean loss of its first and
+    last epochs and the share of that drop its last quarter of epochs brought: 'unknown' (fewer
+    than :data:`MIN_EPOCHS` epochs, so that a quarter is at least one), 'no drop' (last >= first),
+    'falling' (share >= :data:`STILL_FALLING`) or 'levelled'."""
+    if epochs < MIN_EPOCHS or isnan(first) or isnan(last):
+        return "unknown"
+    if float(last) >= float(first):
+        return "no drop"
+    # decided on the share as printed (percent, one decimal), so the sentence cannot contradict its number
+    return "falling" if not isnan(tail_share) and _percent(tail_share) >= 100 * STILL_FALLING else "levelled"
+
+
+def _percent(share: object) -> float:
+    return round(100 * float(share), 1)
+
+
+def convergence_sentence(state: str, size: str, epochs: int, first: object, last: object, tail_epochs: int,
+                         tail_share: object) -> Tex:
+    """One sentence saying whether the SimMIM loss of the largest pre-training size (``size``
+    images) was still falling when pre-training stopped, citing the numbers that decide it."""
+    who = f"The SimMIM loss of the largest pre-training size ({escape(size)} images)"
+    if state == "unknown":
+        return Tex(f"{who} was recorded for {plural(epochs, 'epoch')} only, too few (under {MIN_EPOCHS}) to tell "
+                   "whether it had levelled off.")
+    span = f"from {num(first, 3)} in the first epoch to {num(last, 3)} in the last"
+    if state == "no drop":
+        return Tex(f"{who} did not fall over its {plural(epochs, 'epoch')}: it went {span}.")
+    pct = Tex(f"{num(_percent(tail_share), 1)}\\%")
+    last_part = f"its last {plural(tail_epochs, 'epoch')} of {epochs}"
+    rule = (f"our rule counts a loss as still falling when the last quarter of its epochs brings at least "
+            f"{num(100 * STILL_FALLING, 0)}\\% of its drop")
+    if state == "falling":
+        return Tex(f"{who} was still falling when pre-training stopped: {last_part} brought {pct} of its drop "
+                   f"{span} ({rule}).")
+    return Tex(f"{who} had levelled off before pre-training stopped: {last_part} brought only {pct} of its drop "
+               f"{span} ({rule}).")
+
+
+def convergence_reading(state: str) -> Tex:
+    """What the pre-training loss's state says about a pre-training that lowers the score, and
+    what it cannot say (used after :func:`convergence_sentence`)."""
+    return Tex({
+        "falling": "Pre-training was thus stopped before its own loss settled; a longer schedule might change "
+                   "the comparison, which these results cannot tell.",
+        "levelled": "Pre-training was thus not cut short by its own measure, so an unfinished pre-training loss "
+                    "does not explain the drop here; a low reconstruction loss need not mean features that "
+                    "help segmentation.",
+        "no drop": "The pre-trained starting point thus carries no reconstruction skill that its loss can show, "
+                   "and the comparison does not test SimMIM as intended.",
+    }.get(state, ""))
