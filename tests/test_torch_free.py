@@ -43,3 +43,9 @@ def test_the_blocker_blocks():
     """The check above would mean nothing if the blocker let torch through."""
     proc = _import_without_torch("diminish.model")
     assert proc.returncode != 0 and "blocked by the test" in proc.stderr
+
+
+def test_the_runner_answers_help_and_dry_run_without_loading_torch():
+    """training.py (imported by schedule.py for StageInterrupted) keeps torch inside its functions."""
+    proc = _import_without_torch("diminish.run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
