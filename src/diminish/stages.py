@@ -2,7 +2,8 @@
 tuning (segmentation) and evaluation on the held-out Pets test set, each building its model from
 the seed and its upstream stage's weights and returning the record the store keeps; and
 :func:`execute`, which runs one unit of work through the store's lifecycle (begin, finish or
-fail; fine-tuned weights kept or removed). :func:`load_model` reads any model file they write.
+fail; fine-tuned weights kept or removed). :func:`load_model` (:mod:`diminish.tasks`'s, also
+importable from here) reads any model file they write.
 
 What each kind's model, batches, loss and prediction are is :mod:`diminish.tasks`'s (the same
 objects serve the benchmark and ``python -m diminish.evaluate``); the grid and the stage keys are
@@ -73,9 +74,17 @@ def _epoch_batches(ctx: Context, data, idx, parts: tuple, batch_size: int, make)
     return batches
 
 
-def _training(ctx: Context, stage: Stage, task: Task, data, idx, parts: tuple, batch_size: int):
-    """The stage's epoch -> batches function, each batch made by the task's augmentation."""
-    return _epoch_batches(ctx, data, idx, parts, batch_size, functools.partial(task.augment, ctx.cfg))
+def _trained(ctx: Context, stage: Stage, task: Task, data, idx, parts: tuple, heartbeat, watch=None):
+    """Build the stage's model and train it on ``data[idx]`` in the order seeded by ``parts``, with
+    the task's augmentation and loss -> (model, TrainState). ``watch(batches, loss) -> (batches,
+    loss)`` lets a stage see its training (:func:`_counting_accuracy`)."""
+    sc = getattr(ctx.cfg, stage.kind)
+    model = _build(ctx, stage, task)
+    batches = _epoch_batches(ctx, data, idx, parts, sc.batch_size, functools.partial(task.augment, ctx.cfg))
+    loss = task.loss
+    if watch is not None:
+        batches, loss = watch(batches, loss)
+    return train(ctx, stage, model, sc, loss, batches, len(idx), heartbeat)
 
 
 def _final_loss(state) -> float:
@@ -83,54 +92,51 @@ def _final_loss(state) -> float:
 
 
 def run_pretrain(ctx: Context, stage: Stage, heartbeat=None) -> dict:
-    sc = ctx.cfg.pretrain
     data = ctx.data("imagenet")
-    idx = pretrain_subset(len(data), stage.pretrain, sc.data_seed)
-    model = _build(ctx, stage, SIMMIM)
-    batches = _training(ctx, stage, SIMMIM, data, idx, (stage.seed, "pretrain", stage.pretrain), sc.batch_size)
-    model, state = train(ctx, stage, model, sc, SIMMIM.loss, batches, len(idx), heartbeat)
+    idx = pretrain_subset(len(data), stage.pretrain, ctx.cfg.pretrain.data_seed)
+    model, state = _trained(ctx, stage, SIMMIM, data, idx, (stage.seed, "pretrain", stage.pretrain), heartbeat)
     _save(ctx, stage, SIMMIM, model)
     return {"pretrain": stage.pretrain, "seed": stage.seed, "final_loss": _final_loss(state),
             "history": state.history, "train_seconds": state.seconds,
             "images": len(idx), "cache_hash": data.cache.hash}
 
 
-def _counting_accuracy(batches, epochs: int, loss):
-    """Wrap a classification stage's batches and ``loss`` (the task's) so that each epoch's
-    training accuracy is counted on the side, from the logits the loss is taken of (this process's
-    share; no sync per step). Returns (batches, loss_fn, history()) where history() lists the
-    accuracy per epoch, None for epochs this process did not train (finished before a resume)."""
+def _counting_accuracy(epochs: int):
+    """A ``watch`` for :func:`_trained` that counts each epoch's training accuracy of a
+    classification stage on the side, from the logits its loss is taken of (this process's share;
+    no sync per step). Returns (watch, history()) where history() lists the accuracy per epoch,
+    None for epochs this process did not train (finished before a resume)."""
     current, counts = [0], {}
 
-    def epoch_batches(epoch):
-        current[0] = epoch
-        return batches(epoch)
+    def watch(batches, loss):
+        def epoch_batches(epoch):
+            current[0] = epoch
+            return batches(epoch)
 
-    def loss_fn(m, b):
-        def counted(x):
-            logits = m(x)
-            right = (logits.detach().float().argmax(1) == b["y"]).sum()
-            c = counts.setdefault(current[0], [0, 0])
-            c[0], c[1] = c[0] + right, c[1] + b["n"]
-            return logits
+        def loss_fn(m, b):
+            def counted(x):
+                logits = m(x)
+                right = (logits.detach().float().argmax(1) == b["y"]).sum()
+                c = counts.setdefault(current[0], [0, 0])
+                c[0], c[1] = c[0] + right, c[1] + b["n"]
+                return logits
 
-        return loss(counted, b)
+            return loss(counted, b)
+
+        return epoch_batches, loss_fn
 
     def history():
         return [float(counts[e][0]) / counts[e][1] if e in counts and counts[e][1] else None for e in range(epochs)]
 
-    return epoch_batches, loss_fn, history
+    return watch, history
 
 
 def run_intermediate(ctx: Context, stage: Stage, heartbeat=None) -> dict:
     sc = ctx.cfg.intermediate
     data = ctx.data("intel")
-    model = _build(ctx, stage, CLASSIFY)
-    idx = np.arange(len(data))
-    batches, loss_fn, accuracy_history = _counting_accuracy(
-        _training(ctx, stage, CLASSIFY, data, idx, (stage.seed, "intermediate"), sc.batch_size), sc.epochs,
-        CLASSIFY.loss)
-    model, state = train(ctx, stage, model, sc, loss_fn, batches, len(idx), heartbeat)
+    watch, accuracy_history = _counting_accuracy(sc.epochs)
+    model, state = _trained(ctx, stage, CLASSIFY, data, np.arange(len(data)), (stage.seed, "intermediate"),
+                            heartbeat, watch)
     test = ctx.intel_test() if sc.evaluate_test else None
     split = "test" if test is not None else "train"
     edata = ctx.data("intel", "test") if test is not None else data
@@ -152,12 +158,9 @@ def _pets(ctx: Context):
 def run_finetune(ctx: Context, stage: Stage, heartbeat=None):
     """Returns (record, trained Segmenter). ``heartbeat`` (here and in the other ``run_*``): keeps
     the claim of the unit being run fresh while training (:func:`diminish.training.train`)."""
-    sc = ctx.cfg.finetune
     data, _, pool = _pets(ctx)
     idx = finetune_subset(pool, stage.finetune, stage.seed)
-    model = _build(ctx, stage, SEGMENT)
-    batches = _training(ctx, stage, SEGMENT, data, idx, (stage.seed, "finetune", stage.finetune), sc.batch_size)
-    model, state = train(ctx, stage, model, sc, SEGMENT.loss, batches, len(idx), heartbeat)
+    model, state = _trained(ctx, stage, SEGMENT, data, idx, (stage.seed, "finetune", stage.finetune), heartbeat)
     _save(ctx, stage, SEGMENT, model)
     record = {"pretrain": stage.pretrain, "intermediate": stage.intermediate, "finetune": stage.finetune,
               "seed": stage.seed, "final_loss": _final_loss(state),
