@@ -22,8 +22,8 @@ from diminish.inspect import load_simmim
 from diminish.inspect import main as inspect_main
 from diminish.results import read_results
 from diminish.simmim import SimMIM
-from diminish.tasks import backbone
 from diminish.store import largest_pretrain_model
+from diminish.tasks import backbone
 from test_realdata_mini import _dump, absolute_roots
 
 REAL = REPO.parent / "shared" / "realdata"

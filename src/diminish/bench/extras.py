@@ -65,9 +65,7 @@ def reference_jobs(opts, cfg, acc, result, log) -> dict[str, Job]:
         job = Job(f"reference/{key}", train_step_fn(CLASSIFY.loss, fastpath.maybe_compile(ref, comp, opts.compile_mode),
                                                     opt, batch, ref_acc, name=f"the reference ({key})"),
                   batch_size * steps_per_call(device))
-        for _ in range(max(1, opts.warmup)):
-            job.fn()
-        job.calibrate(device, opts.target_seconds)
+        job.warm_up(device, opts.warmup, opts.target_seconds)
         dt = fastpath.autocast_dtype(device, ref_acc.mixed_precision) or torch.float32
         result["reference"][key] = {"dtype": str(dt).replace("torch.", ""), "compile": comp,
                                     "optimizer": "fastpath.make_optimizer" if ours_opt else "torch AdamW default"}
@@ -127,8 +125,7 @@ def data_jobs(opts, cfg, device, result, keep, log) -> dict[str, Job]:
             result["data"]["rows"][f"data/{st}/device"] = {"stage": st, "source": "device-resident uint8",
                                                            "batch_size": bs}
     for j in jobs.values():
-        j.fn()
-        j.calibrate(device, opts.target_seconds)
+        j.warm_up(device, 1, opts.target_seconds)
     log(f"[bench] data path: {len(jobs)} rows ready")
     return jobs
 

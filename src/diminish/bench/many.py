@@ -57,9 +57,7 @@ def stacked_job(opts, cfg, acc, keep, log) -> Job | None:
 
     job = Job(f"many/stacked_x{k}", train_step_fn(loss, runm, opt, batch, acc, name="the stacked models"),
               k * bs * steps_per_call(device))
-    for _ in range(max(1, opts.warmup)):
-        job.fn()
-    job.calibrate(device, opts.target_seconds)
+    job.warm_up(device, opts.warmup, opts.target_seconds)
     keep += [stacked, opt, batch]
     return job
 

@@ -102,9 +102,7 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
         if opts.eval:
             ebatch = task.synthetic_batch(cfg, eval_batch, device, seed=1)
             ev = Job(f"{s}/eval", eval_step_fn(task, runm, ebatch, acc), eval_batch)
-            for _ in range(max(1, opts.warmup)):
-                ev.fn()
-            ev.calibrate(device, opts.target_seconds)
+            ev.warm_up(device, opts.warmup, opts.target_seconds)
             jobs.append(ev)
             keep.append(ebatch)
         stages[s] = {"task": TASKS[s], "batch_size": batch_size, "eval_batch_size": eval_batch,
