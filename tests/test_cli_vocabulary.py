@@ -48,9 +48,10 @@ def test_defaults_are_shown_for_options_with_one(capsys):
 
 def test_old_spellings_are_hidden_aliases(tmp_path):
     opts, a = bench_cli.parse_args(["--dtype", "fp32", "--out", str(tmp_path / "b.json")])
-    assert opts.dtype == "fp32" and a.out_file == tmp_path / "b.json"
-    assert bench_cli.parse_args(["--mixed-precision", "bf16"])[0].dtype == "bf16"
-    assert bench_cli.parse_args([])[0].dtype == "fp32"  # the runner's default: no mixed precision
+    assert opts.precision == "no" and a.out_file == tmp_path / "b.json"  # the old words, in the one vocabulary
+    assert bench_cli.parse_args(["--dtype", "bf16"])[0].precision == "bf16"
+    assert bench_cli.parse_args(["--mixed-precision", "bf16"])[0].precision == "bf16"
+    assert bench_cli.parse_args([])[0].precision == "no"  # the runner's default: no mixed precision
 
     a_nc, b_nc = (results.write_results(results.example_results(seeds=(s,)), tmp_path / f"{s}.nc") for s in (0, 1))
     assert results.main(["merge", str(a_nc), str(b_nc), "--out", str(tmp_path / "old.nc")]) == 0

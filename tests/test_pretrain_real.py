@@ -22,8 +22,8 @@ from diminish.inspect import load_simmim
 from diminish.inspect import main as inspect_main
 from diminish.results import read_results
 from diminish.simmim import SimMIM
-from diminish.stages import _backbone
 from diminish.store import largest_pretrain_model
+from diminish.tasks import backbone
 from test_realdata_mini import _dump, absolute_roots
 
 REAL = REPO.parent / "shared" / "realdata"
@@ -77,8 +77,7 @@ def test_ci_sized_pretraining_lowers_heldout_reconstruction_loss(tmp_path):
 
     trained, _ = load_simmim(largest_pretrain_model(root))
     cfg = config.load(cfg_path)
-    ctx = type("Ctx", (), {"cfg": cfg})()
-    untrained = SimMIM(_backbone(ctx, 0), cfg.simmim)  # the seed's initialisation; a fresh head
+    untrained = SimMIM(backbone(cfg, 0), cfg.simmim)  # the seed's initialisation; a fresh head
     pets = Cache.open(next(cache.glob("pets-train-*")))
     held = torch.from_numpy(np.asarray(pets.images[:64]).copy())
     before, after = _heldout_loss(untrained, held), _heldout_loss(trained, held)

@@ -48,7 +48,8 @@ def test_the_blocker_blocks():
 
 def test_the_runner_plans_and_reports_without_torch(tmp_path):
     """--help, --dry-run and --status load no torch (it loads only when a grid trains), so they answer
-    at once; the lazy torch imports in the runner's modules are there for this."""
+    at once; the lazy torch imports in the runner's modules (and in training.py, which schedule.py
+    imports for StageInterrupted) are there for this."""
     code = _BLOCK_TORCH + textwrap.dedent(f"""
         import contextlib, io
         from diminish import run

@@ -112,7 +112,9 @@ class Context:
         self.device = accelerator.device
         self.is_main = accelerator.is_main_process
         self.stop, self.fault, self.claim_timeout = stop, fault, claim_timeout
-        self.sync_every = 1 if self.device.type == "cpu" else 25
+        from .engine import default_sync_every
+
+        self.sync_every = default_sync_every(self.device)
         self.resident_left = resident_budget(self.device)  # bytes of caches that may still move to the GPU
         self._caches: dict = {}
         self._data: dict = {}

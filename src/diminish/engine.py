@@ -2,7 +2,10 @@
 
 A *batch source* is any sequence: ``len(batches)`` steps, ``batches[step]`` returns that step's
 batch already on the device (indexing, augmentation and transfer happen inside the source).
-A *loss function* maps ``(model, batch)`` to ``(loss, n_images)``.
+A *loss function* maps ``(model, batch)`` to ``(loss, n_images)``, a *predict function*
+``(model, batch)`` to ``(pred, target)``; each stage kind's are :mod:`diminish.tasks`'s.
+The *accelerator* is Accelerate's ``Accelerator`` in the runner, or :class:`SingleProcess` (one
+process, no Accelerate) in the benchmark and ``python -m diminish.evaluate``.
 
 Reproducibility contract (what makes an interrupted run resume bit-identically on CPU):
 * the data order of an epoch is a pure function of the stage's seed parts and the epoch
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import fastpath
 from .metrics import ConfusionMatrix
 
 
@@ -247,6 +251,33 @@ def train_one_epoch(
     return EpochResult(loss_sum, count, next_step, interrupted, time.perf_counter() - t0)
 
 
+def default_sync_every(device: torch.device) -> int:
+    """Steps between the loss checks of :func:`train_one_epoch`: every step on a CPU (a check
+    costs nothing there), every 25 on an accelerator (each check waits for the device)."""
+    return 1 if device.type == "cpu" else 25
+
+
+class SingleProcess:
+    """What the loops ask of an accelerator, for one process without Accelerate (the benchmark,
+    ``python -m diminish.evaluate``). ``mixed_precision`` is one of
+    :data:`diminish.fastpath.PRECISIONS`; there is no gradient scaler, so fp16 training is not
+    offered (evaluation in fp16 is fine)."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    def __init__(self, device: torch.device, mixed_precision: str = "no") -> None:
+        self.device, self.mixed_precision = device, mixed_precision
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def clip_grad_norm_(self, parameters, max_norm: float) -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "sum") -> torch.Tensor:  # noqa: ARG002
+        return tensor
+
+
 def agree(flag: bool, accelerator) -> bool:
     """True when any process raised ``flag`` (a collective with several processes)."""
     if accelerator.num_processes == 1:
@@ -266,7 +297,8 @@ def evaluate(
     """Confusion matrix (K, K), int64 on the CPU, summed over all processes.
 
     ``predict(model, batch) -> (pred, target)`` label tensors of equal shape. Runs under
-    ``torch.inference_mode`` with the model in eval mode (restored afterwards).
+    ``torch.inference_mode`` with the model in eval mode (restored afterwards), each prediction
+    under the accelerator's mixed precision (:func:`diminish.fastpath.autocast`).
     """
     was_training = model.training
     model.eval()
@@ -274,7 +306,9 @@ def evaluate(
     try:
         with torch.inference_mode():
             for i in range(len(batches)):
-                pred, target = predict(model, batches[i])
+                batch = batches[i]
+                with fastpath.autocast(accelerator.device, accelerator.mixed_precision):
+                    pred, target = predict(model, batch)
                 cm.update(pred, target)
     finally:
         model.train(was_training)

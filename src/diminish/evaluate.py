@@ -4,7 +4,11 @@
 
 Every image of the folder that has a trimap is scored (no split is applied), with the same
 definitions as the study: one dataset-level confusion matrix, pixel accuracy, per-class IoU and
-their mean (:mod:`diminish.metrics`). Models are written by ``python -m diminish.run --save-models``.
+their mean (:mod:`diminish.metrics`), from the segmentation task's prediction
+(:data:`diminish.tasks.SEGMENT`, the one the runner scores its test set with). The forward passes
+run in fp32 unless ``--mixed-precision`` (``no``, ``bf16``, ``fp16``, ``auto``: the runner's
+words) says otherwise; the default matches the runner's default, so the scores are the runner's.
+Models are written by ``python -m diminish.run --save-models``.
 """
 
 from __future__ import annotations
@@ -20,32 +24,35 @@ from .data.classes import TRIMAP_CLASSES
 
 
 def score(checkpoint: str | Path, pets_root: str | Path, cache_dir: str | Path = "cache",
-          batch_size: int = 128, progress: bool = True, device: str | None = None) -> dict:
-    """Scores (percent) of the model in ``checkpoint`` on every image of ``pets_root``."""
+          batch_size: int = 128, progress: bool = True, device: str | None = None,
+          mixed_precision: str = "no") -> dict:
+    """Scores (percent) of the model in ``checkpoint`` on every image of ``pets_root``: the
+    segmentation task's prediction and confusion matrix, exactly as the runner's test scores
+    (:meth:`diminish.tasks.Task.confusion`), in one process."""
+    # torch loads here, not at import: --help and argument errors answer without it
     import numpy as np
-    import torch
 
+    from . import fastpath
+    from .context import DeviceData
     from .data.cache import prepare
-    from .data.transforms import normalize
-    from .metrics import ConfusionMatrix, scores_from_confusion
-    from .stages import load_model
+    from .engine import SingleProcess
+    from .metrics import scores_from_confusion
+    from .tasks import SEGMENT, load_model
 
     model, blob = load_model(Path(checkpoint))
-    if blob["task"] != "segment":
+    if blob["task"] != SEGMENT.name:
         raise SystemExit(f"{checkpoint}: a {blob['task']} model, not a segmentation model")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(dev).eval()
+    dev = fastpath.resolve_device(device or "auto")
+    accelerator = SingleProcess(dev, fastpath.resolve_precision(mixed_precision, dev))
     cache = prepare("pets", pets_root, cache_dir, progress=progress)
-    cm = ConfusionMatrix(len(TRIMAP_CLASSES), device=dev)
-    with torch.inference_mode():
-        for start in range(0, len(cache), batch_size):
-            sl = slice(start, start + batch_size)
-            x = torch.from_numpy(np.array(cache.images[sl])).to(dev)
-            y = torch.from_numpy(np.array(cache.masks[sl])).to(dev)
-            cm.update(model(normalize(x)).argmax(1), y)
-    s = scores_from_confusion(cm.matrix.cpu())
+    idx = np.arange(len(cache))
+    data = DeviceData(cache, dev, max_bytes=0)  # each batch read from the memory map
+    cm = SEGMENT.confusion(model, data, [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)],
+                           accelerator)
+    s = scores_from_confusion(cm)
     return {"checkpoint": str(checkpoint), "model": blob.get("label", ""), "pets_root": str(pets_root),
-            "images": len(cache), "accuracy": 100 * s["accuracy"], "miou": 100 * s["miou"],
+            "images": len(cache), "mixed_precision": accelerator.mixed_precision,
+            "accuracy": 100 * s["accuracy"], "miou": 100 * s["miou"],
             "iou": {c: 100 * v for c, v in zip(TRIMAP_CLASSES, s["iou"])}}
 
 
@@ -60,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default="cache", help="where the decoded images are cached (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16", "auto"),
+                   help="autocast precision of the forward passes, as in diminish.run (default: %(default)s, "
+                        "the study's; auto: bf16 on CUDA where supported, else no)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
@@ -70,14 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --batch-size must be >= 1, got {a.batch_size}", file=sys.stderr)
         return 2
     try:
-        r = score(a.checkpoint, a.pets_root, a.cache_dir, a.batch_size, not a.no_progress, a.device)
+        r = score(a.checkpoint, a.pets_root, a.cache_dir, a.batch_size, not a.no_progress, a.device,
+                  a.mixed_precision)
     except (ValueError, OSError) as e:  # a file that is not a model (never unpickled as code), bad data
         print(f"error: {e}", file=sys.stderr)
         return 2
     if a.json:
         print(json.dumps(r, indent=1))
         return 0
-    print(f"{r['model'] or r['checkpoint']} on {r['pets_root']} ({r['images']} images)")
+    precision = "" if r["mixed_precision"] == "no" else f", {r['mixed_precision']} autocast"
+    print(f"{r['model'] or r['checkpoint']} on {r['pets_root']} ({r['images']} images{precision})")
     print(f"pixel accuracy  {r['accuracy']:6.2f}%")
     print(f"mIoU            {r['miou']:6.2f}%")
     for c, v in r["iou"].items():

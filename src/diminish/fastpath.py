@@ -5,8 +5,9 @@ What each helper does and when it pays (numbers in ``benchmarks/README.md``):
 * :func:`setup_device` - per-process switches: TF32 matmuls on CUDA; on CPUs the thread count and
   :func:`tune_cpu_allocator` (1.7x for SimMIM pre-training at batch 256: glibc otherwise returns
   every activation buffer above 32 MB to the kernel and page-faults it back in at each step).
-* :func:`resolve_dtype` / :func:`autocast` - bf16 autocast on GPUs that support it (the default
-  there), fp32 elsewhere unless asked. Master weights, optimiser state and losses stay fp32.
+* :func:`resolve_precision` / :func:`autocast` - the one precision switch, in Accelerate's words
+  (``no``, ``bf16``, ``fp16``; ``auto`` = bf16 on GPUs that support it, else no). Master weights,
+  optimiser state and losses stay fp32.
   On CPUs with native bf16 (:func:`cpu_has_fast_bf16`) asking for bf16 doubles training speed.
 * :func:`make_optimizer` - AdamW with the fused kernel on CUDA (one kernel for all parameters),
   the ``foreach`` kernels elsewhere.
@@ -37,8 +38,6 @@ from torch import nn
 # vmap over SDPA on the CPU falls back to a loop over the stacked models; correct, just not fused
 warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> cuda if available, else cpu; anything else is passed to ``torch.device``."""
@@ -52,15 +51,28 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``"auto"`` -> bf16 on a CUDA device that supports it, else fp32; ``"fp32"``/``"bf16"`` as named."""
+PRECISIONS = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # Accelerate's words
+
+
+def resolve_precision(name: str, device: torch.device, flag: str = "--mixed-precision") -> str:
+    """The one precision vocabulary (Accelerate's ``mixed_precision``): ``"no"``, ``"bf16"`` or
+    ``"fp16"`` as named; ``"auto"`` -> bf16 on a CUDA device that supports it, else no. Anything
+    else is a ValueError naming ``flag``."""
     if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {name!r}")
-    return DTYPES[name]
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    if name not in PRECISIONS:
+        raise ValueError(f"{flag} must be one of auto, {', '.join(PRECISIONS)}; got {name!r}")
+    return name
+
+
+def autocast_dtype(device: torch.device, precision: str | None) -> torch.dtype | None:
+    """The dtype autocast computes in for ``precision`` on ``device``, None for none: fp16 only
+    autocasts off the CPU (as in Accelerate, which trains fp16 on a CPU in fp32)."""
+    if precision in (None, "no") or (precision == "fp16" and device.type == "cpu"):
+        return None
+    if precision not in PRECISIONS:
+        raise ValueError(f"mixed precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return PRECISIONS[precision]
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -74,17 +86,21 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def autocast(device: torch.device, dtype: torch.dtype):
-    """The mixed-precision context for a forward pass: bf16 autocast, or nothing for fp32."""
-    if dtype == torch.float32:
+def autocast(device: torch.device, precision: str | None):
+    """The mixed-precision context of a forward pass, for every caller: the runner's evaluations
+    (with the run's ``--mixed-precision``; its training forward gets the same from Accelerate's
+    ``prepare``), the benchmark and ``python -m diminish.evaluate``. The same context as
+    ``Accelerator.autocast()``: ``torch.autocast`` in :func:`autocast_dtype`, or nothing."""
+    dtype = autocast_dtype(device, precision)
+    if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @contextlib.contextmanager
-def eval_context(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+def eval_context(device: torch.device, precision: str | None) -> Iterator[None]:
     """Evaluation: ``inference_mode`` (no autograd bookkeeping at all) with the training autocast."""
-    with torch.inference_mode(), autocast(device, dtype):
+    with torch.inference_mode(), autocast(device, precision):
         yield
 
 

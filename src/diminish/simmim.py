@@ -27,8 +27,33 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import SimMIMConfig
+from .config import SimMIMConfig, ViNyConfig
 from .model import ViNy, patchify
+
+
+def units_per_side(cfg: SimMIMConfig, model: ViNyConfig) -> int:
+    return model.image_size // cfg.mask_patch_size
+
+
+def masked_units(cfg: SimMIMConfig, model: ViNyConfig) -> int:
+    return int(round(cfg.mask_ratio * units_per_side(cfg, model) ** 2))
+
+
+def random_mask(cfg: SimMIMConfig, model: ViNyConfig, batch: int, device=None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, L) bool, True = masked; exactly ``masked_units`` units per image, drawn per image. A
+    function of the configuration only, so a batch source can draw it before any model exists
+    (:mod:`diminish.tasks`); on ``generator``'s device, then moved to ``device`` when given."""
+    u = units_per_side(cfg, model)
+    noise = torch.rand(batch, u * u, generator=generator, device=generator.device if generator else device)
+    order = noise.argsort(dim=1)  # (B, U)
+    unit_mask = torch.zeros(batch, u * u, dtype=torch.bool, device=order.device)
+    unit_mask.scatter_(1, order[:, : masked_units(cfg, model)], True)
+    # expand units (u x u) to patches (grid x grid)
+    scale = cfg.mask_patch_size // model.patch_size
+    unit_mask = unit_mask.view(batch, u, u)
+    patch_mask = unit_mask.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    return patch_mask.reshape(batch, -1).to(device if device is not None else order.device)
 
 
 class SimMIM(nn.Module):
@@ -48,24 +73,15 @@ class SimMIM(nn.Module):
 
     @property
     def units_per_side(self) -> int:
-        return self.backbone.cfg.image_size // self.cfg.mask_patch_size
+        return units_per_side(self.cfg, self.backbone.cfg)
 
     @property
     def masked_units(self) -> int:
-        return int(round(self.cfg.mask_ratio * self.units_per_side**2))
+        return masked_units(self.cfg, self.backbone.cfg)
 
     def random_mask(self, batch: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, L) bool, True = masked; exactly ``masked_units`` units per image, drawn per image."""
-        u = self.units_per_side
-        noise = torch.rand(batch, u * u, generator=generator, device=generator.device if generator else device)
-        order = noise.argsort(dim=1)  # (B, U)
-        unit_mask = torch.zeros(batch, u * u, dtype=torch.bool, device=order.device)
-        unit_mask.scatter_(1, order[:, : self.masked_units], True)
-        # expand units (u x u) to patches (grid x grid)
-        scale = self.cfg.mask_patch_size // self.backbone.cfg.patch_size
-        unit_mask = unit_mask.view(batch, u, u)
-        patch_mask = unit_mask.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-        return patch_mask.reshape(batch, -1).to(device if device is not None else order.device)
+        """(B, L) bool, True = masked: :func:`random_mask` for this model's configuration."""
+        return random_mask(self.cfg, self.backbone.cfg, batch, device, generator)
 
     def predict_pixels(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Encode the masked images and predict every patch's pixels: (B, L, p*p*C)."""

@@ -10,6 +10,8 @@ run). The steps of one epoch are :func:`diminish.engine.train_one_epoch`'s."""
 from __future__ import annotations
 
 import contextlib
+import math
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +24,10 @@ from .context import Context
 from .digests import digest_problem
 from .plan import Stage
 from .store import atomic_torch_save, atomic_write_json, read_json
+
+# torch, numpy, tqdm and the torch modules (engine, fastpath) load inside the functions that use
+# them: schedule.py imports this module for StageInterrupted, and `python -m diminish.run` answers
+# --help, --dry-run and --status without loading torch.
 
 
 class StageInterrupted(Exception):
@@ -48,8 +54,6 @@ CHECKPOINT_KEYS = ("key", "model", "optimizer", "scheduler", "state", "rng")
 def rng_state() -> dict:
     """The torch, numpy and python RNG states in types that ``torch.load(weights_only=True)`` reads
     (numpy's key array as a tensor)."""
-    import random
-
     import numpy as np
     import torch
 
@@ -60,8 +64,6 @@ def rng_state() -> dict:
 
 
 def set_rng_state(rng: dict) -> None:
-    import random
-
     import numpy as np
     import torch
 
@@ -209,8 +211,6 @@ def train(ctx: Context, stage: Stage, model, sc: StageConfig, loss_fn, make_batc
     checkpoint when there is one; returns (unwrapped model, final :class:`TrainState`).
     ``heartbeat`` refreshes the claim of the unit being run (the main process calls it at each
     checkpoint and every 30 s); None: no claim to keep fresh."""
-    import math
-
     import torch
     from tqdm.auto import tqdm
 

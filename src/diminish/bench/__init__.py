@@ -16,7 +16,9 @@ One concern per module:
 
 * ``options.py``  the stages and :class:`Options` of one benchmark run
 * ``flops.py``    exact matrix-multiply FLOPs per image (the formula is in its docstring)
-* ``steps.py``    models, synthetic batches, train/eval step functions, the optimiser choice
+* ``steps.py``    the timed calls: a task's (:mod:`diminish.tasks`) training steps through the
+                  runner's loop (:func:`diminish.engine.train_one_epoch`) on a synthetic batch,
+                  its prediction, the optimiser choice
 * ``timing.py``   :class:`Job` (one timed row), :class:`MemoryProbe`, device description
 * ``measure.py``  :func:`run`: builds the rows, times them in rounds, collects the JSON result
 * ``extras.py``   the vit-pytorch reference rows and the data-path rows
@@ -37,13 +39,12 @@ from .grid import INTEL_TEST, INTEL_TRAIN, grid_workload, project_grid
 from .many import _run_workers, _worker, many_processes
 from .measure import run
 from .options import STAGES, TASKS, Options
-from .steps import build_model, eval_step_fn, loss_of, make_batch, stage_config, train_step_fn
+from .steps import eval_step_fn, stage_config, task_of, train_step_fn
 from .table import format_table
 from .timing import Job, MemoryProbe, device_info
 
 __all__ = [
     "INTEL_TEST", "INTEL_TRAIN", "STAGES", "TASKS", "Job", "MemoryProbe", "Options", "_run_workers",
-    "_worker", "build_model", "device_info", "eval_step_fn", "flops_per_image", "format_table",
-    "grid_workload", "loss_of", "main", "make_batch", "many_processes", "project_grid", "run",
-    "stage_config", "train_step_fn",
+    "_worker", "device_info", "eval_step_fn", "flops_per_image", "format_table", "grid_workload", "main",
+    "many_processes", "project_grid", "run", "stage_config", "task_of", "train_step_fn",
 ]

@@ -21,7 +21,7 @@ from .options import STAGES, Options
 from .table import format_table
 
 DESCRIPTION = "Throughput benchmark: ``python -m diminish.bench`` (``make bench``)."
-PRECISION = {"no": "fp32", "bf16": "bf16", "auto": "auto"}  # --mixed-precision -> Options.dtype
+OLD_DTYPE = {"fp32": "no", "bf16": "bf16", "auto": "auto"}  # the hidden --dtype alias -> --mixed-precision
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
@@ -31,10 +31,10 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                         "python -m diminish.bench --stages finetune --no-reference --no-data --no-eval --repeats 3",
                         "python -m diminish.bench --mixed-precision bf16 --many 2 --out-file benchmarks/out/cpu.json"))
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
-    p.add_argument("--mixed-precision", default="no", choices=list(PRECISION),
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "auto"],
                    help="autocast precision, as in diminish.run: no (fp32), bf16, or auto (bf16 on CUDA "
-                        "where supported, else fp32)")
-    hidden_alias(p, "--dtype", "dtype", choices=["auto", "bf16", "fp32"])  # the old spelling
+                        "where supported, else fp32); not fp16, which would need a gradient scaler")
+    hidden_alias(p, "--dtype", "dtype", choices=list(OLD_DTYPE))  # the old spelling
     p.add_argument("--batch-size", type=int, default=0, help="override every stage's batch size (0: as configured)")
     p.add_argument("--eval-batch-size", type=int, default=0, help="evaluation batch (0: finetune.eval_batch_size)")
     p.add_argument("--repeats", type=int, default=5, help="timing rounds (median reported)")
@@ -74,7 +74,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     bad = [s for s in stages if s not in STAGES]
     if bad:
         p.error(f"--stages: unknown {bad}; choose from {list(STAGES)}")
-    kw = {"device": a.device, "dtype": getattr(a, "dtype", None) or PRECISION[a.mixed_precision], "compile": a.compile or bool(a.compile_mode),
+    precision = OLD_DTYPE[a.dtype] if getattr(a, "dtype", None) else a.mixed_precision
+    kw = {"device": a.device, "precision": precision, "compile": a.compile or bool(a.compile_mode),
           "compile_mode": a.compile_mode, "optimizer": a.optimizer, "stages": stages,
           "reference": not a.no_reference, "data": not a.no_data, "eval": not a.no_eval,
           "many": a.many, "threads": a.threads, "neighbours": a.neighbours,

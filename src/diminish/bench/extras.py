@@ -1,14 +1,16 @@
 """The optional rows beside the three stages: vit-pytorch as a reference, and the data path.
 
 Reference (``--no-reference`` skips it): vit-pytorch's ``ViT`` built with ViNy's configuration and
-trained on the classification task at the intermediate stage's batch. It is timed once with our
-settings (dtype, compile, optimiser) and, where those differ from its defaults, once more as
-shipped (fp32, eager, torch's default AdamW); the report gives our speed as a ratio to each.
+trained on the classification task (:data:`diminish.tasks.CLASSIFY`'s loss, the runner's loop) at
+the intermediate stage's batch. It is timed once with our settings (precision, compile, optimiser)
+and, where those differ from its defaults, once more as shipped (fp32, eager, torch's default
+AdamW); the report gives our speed as a ratio to each.
 
 Data path (``--no-data`` skips it): the cached-data route alone, with no model. A temporary uint8
 memmap of random images and masks stands in for a :class:`diminish.data.cache.Cache`; each call
-draws a random batch, moves it to the device and applies the stage's batched augmentation from
-:mod:`diminish.data.transforms`. On CUDA a second row starts from device-resident uint8 arrays.
+draws a random batch, moves it to the device and makes the stage's training batch from it as the
+runner does (the task's ``augment``: batched crops and flips from :mod:`diminish.data.transforms`,
+and SimMIM's mask). On CUDA a second row starts from device-resident uint8 arrays.
 Each row is reported as images/s and as a multiple of the stage's training throughput.
 """
 
@@ -22,13 +24,15 @@ import numpy as np
 import torch
 
 from .. import fastpath
-from .steps import make_batch, stage_config, stage_optimizer, train_step_fn
+from ..engine import SingleProcess
+from ..tasks import CLASSIFY
+from .steps import stage_config, stage_optimizer, steps_per_call, task_of, train_step_fn
 from .timing import Job
 
 
-def reference_jobs(opts, cfg, device, dtype, result, log) -> dict[str, Job]:
+def reference_jobs(opts, cfg, acc, result, log) -> dict[str, Job]:
     """Calibrated reference rows keyed ``same_settings`` / ``as_shipped``; fills ``result["reference"]``."""
-    try:
+    try:  # optional (the bench extra): imported only when the reference rows are asked for
         from vit_pytorch import ViT
     except ImportError:
         msg = "vit-pytorch not installed (pip install 'diminish[bench]'); reference rows skipped"
@@ -40,14 +44,15 @@ def reference_jobs(opts, cfg, device, dtype, result, log) -> dict[str, Job]:
         return {}
     m, sc = cfg.model, cfg.intermediate
     batch_size = opts.batch_size or sc.batch_size
-    batch = make_batch("intermediate", cfg, batch_size, device)
-    variants = {"same_settings": (dtype, opts.compile, True)}
-    if dtype != torch.float32 or opts.compile or device.type == "cuda":
-        variants["as_shipped"] = (torch.float32, False, False)
+    device = acc.device
+    batch = CLASSIFY.synthetic_batch(cfg, batch_size, device)
+    variants = {"same_settings": (acc, opts.compile, True)}
+    if acc.mixed_precision != "no" or opts.compile or device.type == "cuda":
+        variants["as_shipped"] = (SingleProcess(device, "no"), False, False)
     result["reference"] = {"name": "vit_pytorch.ViT", "version": importlib.metadata.version("vit-pytorch"),
                            "stage": "intermediate", "batch_size": batch_size}
     jobs = {}
-    for key, (dt, comp, ours_opt) in variants.items():
+    for key, (ref_acc, comp, ours_opt) in variants.items():
         log(f"[bench] reference ({key}): building, warming up")
         torch.manual_seed(0)
         ref = ViT(image_size=m.image_size, patch_size=m.patch_size, num_classes=sc.num_classes, dim=m.dim,
@@ -57,11 +62,11 @@ def reference_jobs(opts, cfg, device, dtype, result, log) -> dict[str, Job]:
             opt = stage_optimizer(opts, ref.parameters(), sc, device)
         else:
             opt = torch.optim.AdamW(ref.parameters(), lr=sc.lr, weight_decay=sc.weight_decay)
-        job = Job(f"reference/{key}", train_step_fn("intermediate", fastpath.maybe_compile(
-            ref, comp, opts.compile_mode), opt, batch, device, dt), batch_size)
-        for _ in range(max(1, opts.warmup)):
-            job.fn()
-        job.calibrate(device, opts.target_seconds)
+        job = Job(f"reference/{key}", train_step_fn(CLASSIFY.loss, fastpath.maybe_compile(ref, comp, opts.compile_mode),
+                                                    opt, batch, ref_acc, name=f"the reference ({key})"),
+                  batch_size * steps_per_call(device))
+        job.warm_up(device, opts.warmup, opts.target_seconds)
+        dt = fastpath.autocast_dtype(device, ref_acc.mixed_precision) or torch.float32
         result["reference"][key] = {"dtype": str(dt).replace("torch.", ""), "compile": comp,
                                     "optimizer": "fastpath.make_optimizer" if ours_opt else "torch AdamW default"}
         jobs[key] = job
@@ -73,12 +78,6 @@ def data_jobs(opts, cfg, device, result, keep, log) -> dict[str, Job]:
 
     The temporary folder and the device copies are appended to ``keep`` so they outlive the timing.
     """
-    T = _transforms()
-    if isinstance(T, str):
-        msg = f"diminish.data.transforms not importable ({T}); data path skipped"
-        log(f"[bench] {msg}")
-        result["data"] = {"skipped": msg}
-        return {}
     n, s = opts.data_images, cfg.model.image_size
     tmp = tempfile.TemporaryDirectory(prefix="diminish-bench-")
     keep.append(tmp)
@@ -97,9 +96,10 @@ def data_jobs(opts, cfg, device, result, keep, log) -> dict[str, Job]:
     if device.type == "cuda":
         resident = {"images": fastpath.to_device_uint8(images, device),
                     "masks": fastpath.to_device_uint8(masks, device)}
-    aug = {"pretrain": lambda x, m: T.simmim_augment(x, gen),
-           "intermediate": lambda x, m: T.cls_augment(x, gen),
-           "finetune": lambda x, m: T.seg_augment(x, m, gen)}
+
+    def augment(st, x, m):
+        return task_of(st).augment(cfg, {"images": x, "masks": m, "labels": None, "n": x.shape[0]}, gen)
+
     result["data"] = {"images_in_memmap": n, "rows": {}}
     jobs = {}
     for st in opts.stages:
@@ -109,7 +109,7 @@ def data_jobs(opts, cfg, device, result, keep, log) -> dict[str, Job]:
             idx = np.sort(rng.choice(n, size=min(bs, n), replace=False))
             x = torch.from_numpy(images[idx]).to(device, non_blocking=True)
             m = torch.from_numpy(masks[idx]).to(device, non_blocking=True) if st == "finetune" else None
-            return aug[st](x, m)
+            return augment(st, x, m)
 
         jobs[f"data/{st}/memmap"] = Job(f"data/{st}/memmap", host, min(bs, n))
         result["data"]["rows"][f"data/{st}/memmap"] = {"stage": st, "source": "uint8 memmap -> device",
@@ -119,37 +119,13 @@ def data_jobs(opts, cfg, device, result, keep, log) -> dict[str, Job]:
                 idx = torch.randint(0, n, (bs,), device=device, generator=gen)
                 x = resident["images"][idx]
                 m = resident["masks"][idx] if st == "finetune" else None
-                return aug[st](x, m)
+                return augment(st, x, m)
 
             jobs[f"data/{st}/device"] = Job(f"data/{st}/device", dev, bs)
             result["data"]["rows"][f"data/{st}/device"] = {"stage": st, "source": "device-resident uint8",
                                                            "batch_size": bs}
     for j in jobs.values():
-        j.fn()
-        j.calibrate(device, opts.target_seconds)
+        j.warm_up(device, 1, opts.target_seconds)
     log(f"[bench] data path: {len(jobs)} rows ready")
     return jobs
 
-
-def _transforms():
-    """diminish.data.transforms, or the reason it cannot be imported.
-
-    The transforms need torch only; when the data package's other readers miss a dependency
-    (a bare GPU machine), the file is loaded on its own.
-    """
-    try:
-        from ..data import transforms
-        return transforms
-    except ImportError as e:
-        path = Path(__file__).resolve().parents[1] / "data" / "transforms.py"
-        if not path.is_file():
-            return str(e)
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("diminish_bench_transforms", path)
-        mod = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(mod)
-        except Exception as e2:  # noqa: BLE001 - reported, not hidden
-            return f"{e}; loading {path} alone: {e2}"
-        return mod

@@ -3,8 +3,10 @@
 Two ways are measured against one model training alone:
 
 * stacked: K segmentation models merged into one with ``torch.func``
-  (:class:`diminish.fastpath.StackedModels`), trained on K batches in one step; the loss is the
-  sum over models of each model's mean loss, so every model receives exactly its own gradient.
+  (:class:`diminish.fastpath.StackedModels`), trained on K batches in one step by the runner's
+  loop; the loss is the sum over models of each model's mean loss (K times the segmentation
+  task's loss over all K batches, as every batch has as many pixels), so every model receives
+  exactly its own gradient.
   This row is timed in the same rounds as the stages (any device).
 * processes (CPU only): K worker processes, each with threads/K CPU threads, against a single
   process using all of them. A worker is ``python -m diminish.bench --worker SPEC`` (the spec is
@@ -25,45 +27,38 @@ import time
 from dataclasses import asdict, replace
 
 import torch
-import torch.nn.functional as F
 
 from .. import fastpath
 from ..config import ExperimentConfig
+from ..engine import SingleProcess
 from ..model import ViNyConfig
+from ..tasks import SEGMENT
 from .options import Options
-from .steps import build_model, make_batch, stage_optimizer, train_step_fn
+from .steps import stage_optimizer, steps_per_call, train_step_fn
 from .timing import Job
 
 
-def stacked_job(opts, cfg, device, dtype, keep, log) -> Job | None:
+def stacked_job(opts, cfg, acc, keep, log) -> Job | None:
     """A calibrated row training ``opts.many`` stacked fine-tuning models; its state goes to ``keep``."""
-    k = opts.many
+    k, device = opts.many, acc.device
     sc = cfg.finetune
     bs = opts.batch_size or sc.batch_size
     log(f"[bench] {k} stacked segmentation models (torch.func): building, warming up")
-    models = [build_model("finetune", cfg) for _ in range(k)]
+    models = [SEGMENT.build(cfg, seed=i) for i in range(k)]
     stacked = fastpath.StackedModels(models).to(device)
     opt = stage_optimizer(opts, stacked.parameters(), sc, device)
-    batch = make_batch("finetune", cfg, bs * k, device)
-    x = batch["x"].view(k, bs, *batch["x"].shape[1:])  # (K, B, C, H, W)
-    y = batch["y"].view(k, bs, *batch["y"].shape[1:])  # (K, B, H, W)
+    batch = SEGMENT.synthetic_batch(cfg, bs * k, device)
+    batch["x"] = batch["x"].view(k, bs, *batch["x"].shape[1:])  # (K, B, C, H, W); y stays (K * B, H, W)
     runm = fastpath.maybe_compile(stacked, opts.compile, opts.compile_mode)
 
-    def step() -> None:
-        with fastpath.autocast(device, dtype):
-            logits = runm(x)  # (K, B, classes, H, W)
-            # sum over models of each model's mean loss: every model gets its own gradient
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(0, 1), reduction="none")
-            loss = loss.view(k, -1).mean(1).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def loss(m, b):  # the sum over models of each model's mean loss: every model gets its own gradient
+        value, n = SEGMENT.loss(lambda x: m(x).flatten(0, 1), b)  # logits (K * B, classes, H, W)
+        return k * value, n
 
-    job = Job(f"many/stacked_x{k}", step, k * bs)
-    for _ in range(max(1, opts.warmup)):
-        job.fn()
-    job.calibrate(device, opts.target_seconds)
-    keep += [stacked, opt, x, y]
+    job = Job(f"many/stacked_x{k}", train_step_fn(loss, runm, opt, batch, acc, name="the stacked models"),
+              k * bs * steps_per_call(device))
+    job.warm_up(device, opts.warmup, opts.target_seconds)
+    keep += [stacked, opt, batch]
     return job
 
 
@@ -87,7 +82,7 @@ def many_processes(opts: Options, cfg: ExperimentConfig, log) -> dict:
 
 def _run_workers(k: int, threads: int, opts: Options, cfg: ExperimentConfig) -> dict:
     spec = json.dumps({"threads": threads, "batch_size": opts.batch_size or cfg.finetune.batch_size,
-                       "seconds": opts.many_seconds, "dtype": opts.dtype, "warmup": opts.warmup,
+                       "seconds": opts.many_seconds, "precision": opts.precision, "warmup": opts.warmup,
                        "model": asdict(cfg.model), "tune_allocator": opts.tune_allocator})
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     procs = [subprocess.Popen([sys.executable, "-m", "diminish.bench", "--worker", spec],
@@ -118,11 +113,11 @@ def _worker(spec_text: str) -> None:
     device = torch.device("cpu")
     fastpath.setup_device(device, spec["threads"], spec["tune_allocator"])
     cfg = replace(ExperimentConfig(name="bench"), model=ViNyConfig(**spec["model"]))
-    dtype = fastpath.resolve_dtype(spec["dtype"], device)
-    model = build_model("finetune", cfg)
+    acc = SingleProcess(device, fastpath.resolve_precision(spec["precision"], device))
+    model = SEGMENT.build(cfg, seed=0)
     opt = fastpath.make_optimizer(model.parameters(), 1e-4, 0.0, device)
-    batch = make_batch("finetune", cfg, spec["batch_size"], device)
-    step = train_step_fn("finetune", model, opt, batch, device, dtype)
+    batch = SEGMENT.synthetic_batch(cfg, spec["batch_size"], device)
+    step = train_step_fn(SEGMENT.loss, model, opt, batch, acc, name="a worker")  # one step on a CPU
     for _ in range(max(1, spec["warmup"])):
         step()
     print("ready", flush=True)
@@ -131,5 +126,5 @@ def _worker(spec_text: str) -> None:
     while time.perf_counter() - t0 < spec["seconds"] or n == 0:
         step()
         n += 1
-    rate = n * spec["batch_size"] / (time.perf_counter() - t0)
+    rate = n * spec["batch_size"] * steps_per_call(device) / (time.perf_counter() - t0)
     print(json.dumps({"images_per_s": rate}), flush=True)

@@ -22,17 +22,17 @@ from dataclasses import asdict
 import torch
 
 from .. import fastpath
+from ..engine import SingleProcess
 from . import extras, many, shared
 from .flops import flops_per_image
 from .grid import project_grid
 from .options import TASKS, Options
 from .steps import (
-    build_model,
     eval_step_fn,
-    make_batch,
-    num_classes,
     stage_config,
     stage_optimizer,
+    steps_per_call,
+    task_of,
     train_step_fn,
 )
 from .timing import Job, MemoryProbe, device_info, load_average
@@ -42,12 +42,17 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
     """Run the benchmark; returns the JSON-ready result (see :func:`format_table`)."""
     device = fastpath.resolve_device(opts.device)
     fastpath.setup_device(device, opts.threads or None, opts.tune_allocator)
-    dtype = fastpath.resolve_dtype(opts.dtype, device)
+    precision = fastpath.resolve_precision(opts.precision, device)
+    if precision == "fp16":
+        raise ValueError("the benchmark trains without a gradient scaler: fp16 is not offered (bf16 is)")
+    dtype = fastpath.autocast_dtype(device, precision) or torch.float32  # the compute dtype
+    acc = SingleProcess(device, precision)
     cfg = opts.config
     eval_batch = opts.eval_batch_size or cfg.finetune.eval_batch_size
     result: dict = {
         "device": device_info(device),
-        "settings": {"dtype": str(dtype).replace("torch.", ""), "compile": opts.compile,
+        "settings": {"dtype": str(dtype).replace("torch.", ""), "mixed_precision": precision,
+                     "compile": opts.compile,
                      "compile_mode": opts.compile_mode, "optimizer": opts.optimizer,
                      "repeats": opts.repeats, "target_seconds": opts.target_seconds,
                      "warmup": opts.warmup, "eval_batch_size": eval_batch,
@@ -57,7 +62,7 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
     }
     jobs: list[Job] = []
     stages: dict[str, dict] = {}
-    flops = {s: flops_per_image(cfg.model, TASKS[s], num_classes=num_classes(s, cfg),
+    flops = {s: flops_per_image(cfg.model, TASKS[s], num_classes=task_of(s).num_classes(cfg),
                                 cls_token=cfg.simmim.cls_in_pretrain if s == "pretrain" else True)
              for s in opts.stages}
     result["flops_per_image"] = {s: {k: v for k, v in f.items()} for s, f in flops.items()}
@@ -72,20 +77,19 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
     result["matmul"] = {"n": n, "dtype": str(dtype).replace("torch.", "")}
 
     for s in opts.stages:
-        sc = stage_config(s, cfg)
+        sc, task = stage_config(s, cfg), task_of(s)
         batch_size = opts.batch_size or sc.batch_size
         log(f"[bench] {s}: building, warming up (batch {batch_size})")
         with MemoryProbe(device) as mem:
             t0 = time.perf_counter()
-            model = build_model(s, cfg).to(device)
+            model = task.build(cfg, seed=0).to(device)
             opt = stage_optimizer(opts, model.parameters(), sc, device)
             fastpath.synchronize(device)
             startup = time.perf_counter() - t0
             runm = fastpath.maybe_compile(model, opts.compile, opts.compile_mode)
-            batch = make_batch(s, cfg, batch_size, device)
-            gen = torch.Generator(device=device).manual_seed(0) if s == "pretrain" else None
-            train = Job(f"{s}/train", train_step_fn(s, runm, opt, batch, device, dtype, sc.grad_clip, gen),
-                        batch_size)
+            batch = task.synthetic_batch(cfg, batch_size, device)
+            train = Job(f"{s}/train", train_step_fn(task.loss, runm, opt, batch, acc, sc.grad_clip, f"the {s} row"),
+                        batch_size * steps_per_call(device))
             t0 = time.perf_counter()
             for _ in range(max(1, opts.warmup)):
                 train.fn()
@@ -96,12 +100,9 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
         keep += [model, opt, batch]
         ev = None
         if opts.eval:
-            ebatch = make_batch(s, cfg, eval_batch, device, seed=1)
-            egen = torch.Generator(device=device).manual_seed(1) if s == "pretrain" else None
-            ev = Job(f"{s}/eval", eval_step_fn(s, runm, ebatch, device, dtype, egen), eval_batch)
-            for _ in range(max(1, opts.warmup)):
-                ev.fn()
-            ev.calibrate(device, opts.target_seconds)
+            ebatch = task.synthetic_batch(cfg, eval_batch, device, seed=1)
+            ev = Job(f"{s}/eval", eval_step_fn(task, runm, ebatch, acc), eval_batch)
+            ev.warm_up(device, opts.warmup, opts.target_seconds)
             jobs.append(ev)
             keep.append(ebatch)
         stages[s] = {"task": TASKS[s], "batch_size": batch_size, "eval_batch_size": eval_batch,
@@ -109,14 +110,14 @@ def run(opts: Options, log: Callable[[str], None] = print) -> dict:
                      "build_seconds": round(startup, 4), "warmup_seconds": round(first_steps, 3),
                      "train_flops_per_image": flops[s]["train"], "_train": train, "_eval": ev}
 
-    ref_jobs = extras.reference_jobs(opts, cfg, device, dtype, result, log) if opts.reference else {}
+    ref_jobs = extras.reference_jobs(opts, cfg, acc, result, log) if opts.reference else {}
     for j in ref_jobs.values():
         jobs.append(j)
 
     data_jobs = extras.data_jobs(opts, cfg, device, result, keep, log) if opts.data else {}
     jobs += list(data_jobs.values())
 
-    stacked = many.stacked_job(opts, cfg, device, dtype, keep, log) if opts.many > 1 and "finetune" in stages else None
+    stacked = many.stacked_job(opts, cfg, acc, keep, log) if opts.many > 1 and "finetune" in stages else None
     if stacked is not None:
         jobs.append(stacked)
 

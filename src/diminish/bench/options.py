@@ -17,7 +17,7 @@ TASKS = {"pretrain": "simmim", "intermediate": "classification", "finetune": "se
 @dataclass
 class Options:
     device: str = "auto"
-    dtype: str = "auto"  # auto = bf16 on CUDA (if supported), fp32 on CPU
+    precision: str = "auto"  # fastpath.resolve_precision's words: no, bf16, auto (bf16 on CUDA if supported, else no)
     batch_size: int = 0  # 0 = each stage's configured batch
     eval_batch_size: int = 0  # 0 = finetune.eval_batch_size
     repeats: int = 5

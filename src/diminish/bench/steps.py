@@ -1,43 +1,37 @@
-"""The work being timed: each stage's model, a synthetic batch, and its train and eval steps.
+"""The work being timed: each stage's task (:mod:`diminish.tasks`: model, synthetic batch, loss,
+prediction) trained by the runner's own epoch loop (:func:`diminish.engine.train_one_epoch`) and
+evaluated by the task's prediction; and the optimiser ``--optimizer`` asks for.
 
-Inputs are random tensors that are already normalised, so a step measures the model and the
-optimiser only (the data path has rows of its own, see ``extras.py``). The step functions never
-synchronise with the host: the loss stays on the device, and the timer synchronises around
-whole runs of steps.
+A training row feeds the loop a batch source that holds one pre-made synthetic batch (random,
+already normalised images: the data path has rows of its own, see ``extras.py``), so a step
+measures the model, the loss and the optimiser. The loop checks the loss as the runner's does
+(:func:`diminish.engine.default_sync_every`: every step on a CPU, every 25 steps on a GPU, so one call of a
+GPU row is 25 steps); the timer synchronises around whole runs of calls. The one process's stand-in
+for Accelerate is :class:`diminish.engine.SingleProcess`; the forward passes run under
+:func:`diminish.fastpath.autocast`, as Accelerate's ``prepare`` runs the runner's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from .. import fastpath
+from .. import engine, fastpath
 from ..config import ExperimentConfig
-from ..model import Classifier, Segmenter, ViNy
-from ..simmim import SimMIM
+from ..tasks import BY_KIND, Task
 from .options import Options
 
 
-def build_model(stage: str, cfg: ExperimentConfig) -> torch.nn.Module:
-    backbone = ViNy(cfg.model)
-    if stage == "pretrain":
-        return SimMIM(backbone, cfg.simmim)
-    if stage == "intermediate":
-        return Classifier(backbone, cfg.intermediate.num_classes)
-    if stage == "finetune":
-        return Segmenter(backbone)
-    raise ValueError(f"unknown stage {stage!r}")
+def task_of(stage: str) -> Task:
+    """The task that the stage kind ``stage`` trains (pretrain, intermediate, finetune)."""
+    if stage not in BY_KIND:
+        raise ValueError(f"unknown stage {stage!r}")
+    return BY_KIND[stage]
 
 
 def stage_config(stage: str, cfg: ExperimentConfig):
     return getattr(cfg, stage)
-
-
-def num_classes(stage: str, cfg: ExperimentConfig) -> int:
-    """Classes of the stage's head (SimMIM's value is unused by the FLOP count)."""
-    return cfg.intermediate.num_classes if stage == "intermediate" else 3
 
 
 def stage_optimizer(opts: Options, params, sc, device: torch.device) -> torch.optim.Optimizer:
@@ -49,54 +43,52 @@ def stage_optimizer(opts: Options, params, sc, device: torch.device) -> torch.op
     raise ValueError(f"optimizer must be auto or foreach, got {opts.optimizer!r}")
 
 
-def make_batch(stage: str, cfg: ExperimentConfig, batch: int, device: torch.device, seed: int = 0) -> dict:
-    """Synthetic, already-normalised inputs (the data path is timed separately)."""
-    g = torch.Generator().manual_seed(seed)
-    s = cfg.model.image_size
-    x = torch.randn(batch, cfg.model.channels, s, s, generator=g).to(device)  # (B, C, H, W)
-    out = {"x": x}
-    if stage == "intermediate":
-        out["y"] = torch.randint(0, cfg.intermediate.num_classes, (batch,), generator=g).to(device)
-    elif stage == "finetune":
-        out["y"] = torch.randint(0, 3, (batch, s, s), generator=g).to(device)  # (B, H, W)
-    return out
+class Repeated(Sequence):
+    """A batch source of ``steps`` steps that all deliver the same pre-made ``batch``."""
+
+    def __init__(self, batch, steps: int) -> None:
+        self.batch, self.steps = batch, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int):
+        if not 0 <= step < self.steps:
+            raise IndexError(step)
+        return self.batch
 
 
-def simmim_loss(model, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The SimMIM loss with the mask drawn outside the (possibly compiled) model, as the runner does."""
-    mask = getattr(model, "_orig_mod", model).random_mask(x.shape[0], x.device, generator)  # (B, L)
-    return model(x, mask=mask)
+def steps_per_call(device: torch.device) -> int:
+    """Training steps in one call of a row: one loss check's worth (see the module docstring)."""
+    return engine.default_sync_every(device)
 
 
-def loss_of(stage: str, model, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
-    if stage == "pretrain":
-        return simmim_loss(model, batch["x"], generator)
-    return F.cross_entropy(model(batch["x"]), batch["y"])
+def train_step_fn(loss: Callable, model, opt, batch, accelerator, grad_clip: float = 0.0,
+                  name: str = "the benchmark") -> Callable[[], None]:
+    """:func:`steps_per_call` training steps of the runner's loop on ``batch``, the forward
+    passes and ``loss`` (a task's, or any engine loss function) under the accelerator's precision."""
+    device, precision = accelerator.device, accelerator.mixed_precision
+    source = Repeated(batch, steps_per_call(device))
 
-
-def train_step_fn(stage: str, model, opt, batch: dict, device, dtype, grad_clip: float = 0.0,
-                  generator: torch.Generator | None = None) -> Callable[[], None]:
-    """One optimisation step; no host synchronisation inside (the loss stays on the device)."""
+    def loss_fn(m, b):
+        with fastpath.autocast(device, precision):
+            return loss(m, b)
 
     def step() -> None:
-        model.train()
-        with fastpath.autocast(device, dtype):
-            loss = loss_of(stage, model, batch, generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
+        engine.train_one_epoch(model, opt, loss_fn, source, accelerator=accelerator, kind="bench", epoch=0,
+                               where=name, grad_clip=grad_clip, sync_every=len(source))
 
     return step
 
 
-def eval_step_fn(stage: str, model, batch: dict, device, dtype, generator=None) -> Callable[[], object]:
+def eval_step_fn(task: Task, model, batch, accelerator) -> Callable[[], object]:
+    """One evaluation forward: the task's prediction (SimMIM, which predicts nothing that is
+    scored: its loss) under ``inference_mode`` and the accelerator's precision."""
+    fn = task.predict or task.loss
+
     def step():
         model.eval()
-        with fastpath.eval_context(device, dtype):
-            if stage == "pretrain":
-                return simmim_loss(model, batch["x"], generator)
-            return model(batch["x"]).argmax(1)
+        with fastpath.eval_context(accelerator.device, accelerator.mixed_precision):
+            return fn(model, batch)
 
     return step

@@ -50,6 +50,13 @@ class Job:
         dt = time.perf_counter() - t
         self.calls = max(1, math.ceil(target_s / max(dt, 1e-9)))
 
+    def warm_up(self, device: torch.device, warmup: int, target_s: float) -> Job:
+        """``warmup`` calls (at least one: compiles, allocator, caches), then :meth:`calibrate`."""
+        for _ in range(max(1, warmup)):
+            self.fn()
+        self.calibrate(device, target_s)
+        return self
+
     def time_once(self, device: torch.device) -> float:
         fastpath.synchronize(device)
         t, c = time.perf_counter(), time.process_time()
