@@ -9,7 +9,9 @@ import warnings
 import pytest
 
 from _runner import REPO, fault_tool
-from diminish.config import ConfigError, apply_overrides, load, load_with_overrides
+from diminish.bench import cli as bench_cli
+from diminish.config import ConfigError, load
+from diminish.overrides import apply_overrides, load_with_overrides
 from diminish.plan import build_plan
 
 fi = fault_tool()
@@ -115,3 +117,12 @@ def test_trained_kinds_of_the_shipped_configs():
     for path in sorted((REPO / "experiments").glob("*.toml")):
         cfg = load(path, warn=False)
         assert set(cfg.trained_kinds) == {s.kind for s in build_plan(cfg).stages()} - {"evaluate"}, path
+
+
+def test_the_benchmark_warns_about_a_late_milestone_once_with_set(tmp_path):
+    """bench --set: one warning, about the config it times (it used to warn for the file, then again)."""
+    late = _tiny(tmp_path, "late.toml", ("milestones = [1]\nbatch_size = 12", "milestones = [1, 5]\nbatch_size = 12"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        bench_cli.parse_args(["--config", str(late), "--set", "finetune.lr=1e-3"])
+    assert [str(w.message).split(": '")[0] for w in seen] == [f"{late} with --set finetune.lr=1e-3"]

@@ -7,14 +7,8 @@ import pytest
 from _runner import make_data, write_config
 from diminish import run
 from diminish.bench import cli as bench_cli
-from diminish.config import (
-    ConfigError,
-    apply_overrides,
-    load,
-    load_with_overrides,
-    loads,
-    parse_override,
-)
+from diminish.config import ConfigError, load, loads
+from diminish.overrides import apply_overrides, load_with_overrides, parse_override
 from diminish.plan import build_plan
 
 

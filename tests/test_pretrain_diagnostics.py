@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import xarray as xr
 import pytest
 import torch
+import xarray as xr
 from PIL import Image
 
 from diminish.image_metrics import image_confusions, per_image_miou, variant_scores

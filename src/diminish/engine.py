@@ -260,7 +260,7 @@ def default_sync_every(device: torch.device) -> int:
 class SingleProcess:
     """What the loops ask of an accelerator, for one process without Accelerate (the benchmark,
     ``python -m diminish.evaluate``). ``mixed_precision`` is one of
-    :data:`diminish.fastpath.PRECISIONS`; there is no gradient scaler, so fp16 training is not
+    :data:`diminish.config.PRECISIONS`; there is no gradient scaler, so fp16 training is not
     offered (evaluation in fp16 is fine)."""
 
     num_processes, process_index, is_main_process = 1, 0, True

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from .clihelp import HelpFormatter, examples
+from .config import PRECISIONS
 from .console import guard
 from .data.classes import TRIMAP_CLASSES
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default="cache", help="where the decoded images are cached (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16", "auto"),
+    p.add_argument("--mixed-precision", default="no", choices=(*PRECISIONS, "auto"),
                    help="autocast precision of the forward passes, as in diminish.run (default: %(default)s, "
                         "the study's; auto: bf16 on CUDA where supported, else no)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")

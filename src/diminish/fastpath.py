@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import PRECISIONS
+
 # vmap over SDPA on the CPU falls back to a loop over the stacked models; correct, just not fused
 warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
 
@@ -51,7 +53,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-PRECISIONS = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # Accelerate's words
+DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))  # precision word -> autocast dtype
 
 
 def resolve_precision(name: str, device: torch.device, flag: str = "--mixed-precision") -> str:
@@ -60,7 +62,7 @@ def resolve_precision(name: str, device: torch.device, flag: str = "--mixed-prec
     else is a ValueError naming ``flag``."""
     if name == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
-    if name not in PRECISIONS:
+    if name not in DTYPES:
         raise ValueError(f"{flag} must be one of auto, {', '.join(PRECISIONS)}; got {name!r}")
     return name
 
@@ -70,9 +72,9 @@ def autocast_dtype(device: torch.device, precision: str | None) -> torch.dtype |
     autocasts off the CPU (as in Accelerate, which trains fp16 on a CPU in fp32)."""
     if precision in (None, "no") or (precision == "fp16" and device.type == "cpu"):
         return None
-    if precision not in PRECISIONS:
+    if precision not in DTYPES:
         raise ValueError(f"mixed precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    return PRECISIONS[precision]
+    return DTYPES[precision]
 
 
 def cpu_has_fast_bf16() -> bool:

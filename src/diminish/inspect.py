@@ -36,8 +36,8 @@ from .data.readers import DataError, decode_image, is_image_file
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from .model import patchify, unpatchify
 from .simmim import SimMIM
-from .stages import load_model, model_from_blob
 from .store import largest_pretrain_model
+from .tasks import load_model, model_from_blob
 
 
 def load_simmim(path: str | Path) -> tuple[SimMIM, dict]:

@@ -32,7 +32,7 @@ from pathlib import Path
 from .accel import Trackers, make_accelerator
 from .assemble import finish
 from .clihelp import HelpFormatter, examples, launcher_note
-from .config import ConfigError, RuntimeConfig, apply_overrides, load
+from .config import PRECISIONS, ConfigError, RuntimeConfig, load
 from .console import quiet_stdout
 from .context import Context
 from .data.readers import (
@@ -43,6 +43,7 @@ from .data.readers import (
     pets_root,
 )
 from .digests import DamagedFile
+from .overrides import apply_overrides
 from .overview import print_plan, print_status
 from .plan import Plan, Stage, build_plan, units_of
 from .schedule import RunOptions, parse_shard, run_jobs, schedule, verify_finished
@@ -85,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-models", action="store_true", help="keep the fine-tuned weights (OUT/<name>/models/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per finished stage)")
     p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms (slower on GPU)")
-    p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=None,
+    p.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
                    help="autocast precision for training and evaluation (weights, optimiser and losses stay "
                         "fp32); default: what `accelerate launch`/`accelerate config` set, else no. bf16 is "
                         "about 2x faster on GPUs and on CPUs with AVX512-BF16/AMX; it is recorded in results.nc")

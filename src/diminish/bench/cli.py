@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from .. import config as config_mod
 from ..clihelp import HelpFormatter, examples, hidden_alias
-from ..config import ExperimentConfig
+from ..config import PRECISIONS, ConfigError, ExperimentConfig
+from ..overrides import apply_overrides, load_with_overrides
 from . import many
 from .measure import run
 from .options import STAGES, Options
@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                         "python -m diminish.bench --stages finetune --no-reference --no-data --no-eval --repeats 3",
                         "python -m diminish.bench --mixed-precision bf16 --many 2 --out-file benchmarks/out/cpu.json"))
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "auto"],
+    p.add_argument("--mixed-precision", default="no", choices=[p for p in PRECISIONS if p != "fp16"] + ["auto"],
                    help="autocast precision, as in diminish.run: no (fp32), bf16, or auto (bf16 on CUDA "
                         "where supported, else fp32); not fp16, which would need a gradient scaler")
     hidden_alias(p, "--dtype", "dtype", choices=list(OLD_DTYPE))  # the old spelling
@@ -66,9 +66,11 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     a = p.parse_args(argv)
     cfg_path = a.config or (Path("experiments/paper.toml") if Path("experiments/paper.toml").is_file() else None)
     try:
-        cfg = config_mod.load(cfg_path) if cfg_path else ExperimentConfig(name="paper")
-        cfg = config_mod.apply_overrides(cfg, a.overrides, str(cfg_path or "the built-in paper defaults"))
-    except config_mod.ConfigError as e:
+        if cfg_path:  # late milestones warned about once, those of the config that runs
+            cfg = load_with_overrides(cfg_path, a.overrides)
+        else:
+            cfg = apply_overrides(ExperimentConfig(name="paper"), a.overrides, "the built-in paper defaults")
+    except ConfigError as e:
         p.exit(2, f"error: {e}\n")
     stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
     bad = [s for s in stages if s not in STAGES]
