@@ -93,14 +93,20 @@ def load_analysis(folder: str | Path) -> Analysis:
             raise ReportInputError(f"{curves_path}: missing variable '{v}'")
     if "intermediate" in curves.coords:
         curves = curves.assign_coords(intermediate=curves["intermediate"].astype(bool))
-    report_path = folder / "report.json"
-    if not report_path.is_file():
-        raise ReportInputError(f"analysis file missing: {report_path}")
-    try:
-        report = json.loads(report_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ReportInputError(f"{report_path}: not valid JSON ({e})") from None
+    report = read_json(folder / "report.json", "analysis file")
     return Analysis(folder=folder, tables=tables, curves=curves, report=report)
+
+
+def read_json(path: Path, what: str, advice: str = ""):
+    """A JSON file the report reads; a missing or malformed one is a :class:`ReportInputError`
+    naming the file (``what`` it is, and ``advice`` on how to make it)."""
+    tail = f"; {advice}" if advice else ""
+    if not path.is_file():
+        raise ReportInputError(f"{what} missing: {path}{tail}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ReportInputError(f"{path}: not valid JSON ({e}){tail}") from None
 
 
 def load_examples(path: str | Path | None) -> dict | None:

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 
 from ..analysis.outputs import paper_files
-from .inputs import Inputs, ReportInputError
+from .inputs import Inputs, ReportInputError, read_json
 from .latex import Tex
 from .macros import ALPHA, METRIC_LABEL, Numbers, count_phrase, join_words, plural, snum
 from .macros_claims import (
@@ -125,12 +125,7 @@ def read_numbers(path: str | Path, inp: Inputs | None = None) -> Numbers:
     same results and analysis files (else :class:`ReportInputError`)."""
     path = Path(path)
     again = "run `python -m diminish.report numbers` first (make paper does)"
-    if not path.is_file():
-        raise ReportInputError(f"numbers file missing: {path}; {again}")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ReportInputError(f"{path}: not valid JSON ({e}); {again}") from None
+    doc = read_json(path, "numbers file", again)
     if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT or doc.get("prefix") != PREFIX:
         raise ReportInputError(f"{path}: not a numbers file of format {JSON_FORMAT}; {again}")
     if inp is not None and doc.get("inputs") != fingerprint(inp):
