@@ -27,6 +27,7 @@ _SPECIALS = {
 }
 _SPECIAL_RE = re.compile("|".join(re.escape(k) for k in _SPECIALS))
 DASH = "--"  # what a missing value prints as
+METRIC_LABEL = {"miou": "mIoU", "accuracy": "accuracy"}  # a metric's name in prose, captions and figure labels
 
 
 class Tex(str):

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .latex import Tex, escape, num, size_label
+from .latex import METRIC_LABEL, Tex, escape, num, size_label  # noqa: F401 - METRIC_LABEL re-exported
 from .statements import count_phrase, join_words, plural  # noqa: F401 - re-exported
 
-METRIC_LABEL = {"miou": "mIoU", "accuracy": "accuracy"}
 ALPHA = 0.05  # significance level for counting "significant" cells (Holm-adjusted p)
 
 

@@ -24,6 +24,7 @@ from .figures.examples import shown
 from .figures.transfer import left_out
 from .inputs import Inputs
 from .latex import (
+    METRIC_LABEL,
     Tex,
     breakable_tt,
     escape,
@@ -162,7 +163,7 @@ def paper_context(inp: Inputs, numbers: Numbers) -> dict:
                      k=len(FAMILIES[k].params))
                 for k in FAMILIES if k in FAMILY_TEX]
     return dict(f=numbers.flags, n=m, attrs=inp.attrs, metric=inp.metric,
-                metric_label={"miou": "mIoU", "accuracy": "accuracy"}[inp.metric],
+                metric_label=METRIC_LABEL[inp.metric],
                 synthetic=syn, has_examples=inp.examples is not None,
                 examples_cell=examples_label(inp.examples["cell"]) if inp.examples is not None else "",
                 examples_shown=shown(inp) if inp.examples is not None else 0,

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from ..latex import size_label  # noqa: E402
 
 TEXT_WIDTH_IN = 6.3  # the paper's text width (A4, 1-inch margins)
-AXIS_LABEL = {"miou": "mIoU (%)", "accuracy": "pixel accuracy (%)"}  # axis titles; prose uses macros.METRIC_LABEL
+AXIS_LABEL = {"miou": "mIoU (%)", "accuracy": "pixel accuracy (%)"}  # axis titles; prose uses latex.METRIC_LABEL
 
 STYLE = {
     "font.size": 8.5,

@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..inputs import Inputs
-from ..latex import size_label
+from ..latex import METRIC_LABEL, size_label
 from ._common import colours, demo_mark, figure, log_finetune_axis, placeholder
 
 MARK = {"miou": "o", "accuracy": "s"}
-NAME = {"miou": "mIoU", "accuracy": "accuracy"}
 
 
 def draw(inp: Inputs):
@@ -37,7 +36,7 @@ def draw(inp: Inputs):
     a1.set_xlabel("published mean (%)")
     a1.set_ylabel("our mean (%)")
     for m in sorted(df["metric"].unique()):
-        a1.plot([], [], MARK.get(m, "o"), color="0.3", mfc="0.3" if m == "miou" else "none", label=NAME.get(m, m))
+        a1.plot([], [], MARK.get(m, "o"), color="0.3", mfc="0.3" if m == "miou" else "none", label=METRIC_LABEL.get(m, m))
     a1.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the data
 
     g = df[df["metric"] == inp.metric] if inp.metric in set(df["metric"]) else df
@@ -48,7 +47,7 @@ def draw(inp: Inputs):
                 label=f"{size_label(p) + ' pre-train' if p else 'no pre-training'}{' + interm.' if i else ''}")
     a2.axhline(0.0, color="0.3", lw=0.8)
     log_finetune_axis(a2, sorted(g["finetune"].unique()))
-    a2.set_ylabel(f"ours $-$ published {NAME.get(inp.metric, inp.metric)} (points)")
+    a2.set_ylabel(f"ours $-$ published {METRIC_LABEL.get(inp.metric, inp.metric)} (points)")
     a2.legend(frameon=False, fontsize=6.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
     demo_mark(fig, inp.synthetic)
     return fig

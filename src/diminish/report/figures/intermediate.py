@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..inputs import Inputs
+from ..latex import METRIC_LABEL
 from ._common import (
     demo_mark,
     figure,
@@ -14,8 +15,6 @@ from ._common import (
     pretrain_label,
     series_styles,
 )
-
-LABEL = {"miou": "mIoU", "accuracy": "accuracy"}
 
 
 def draw(inp: Inputs):
@@ -36,7 +35,7 @@ def draw(inp: Inputs):
                     ms=3.5, capsize=2, elinewidth=0.8, lw=1.0, label=pretrain_label(p))
     ax.axhline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
     log_finetune_axis(ax, inp.results.finetune.values)
-    ax.set_ylabel(f"$\\Delta$ {LABEL[inp.metric]} (points)\nwith $-$ without intermediate")
+    ax.set_ylabel(f"$\\Delta$ {METRIC_LABEL[inp.metric]} (points)\nwith $-$ without intermediate")
     outside_legend(ax)
     demo_mark(fig, inp.synthetic)
     return fig
