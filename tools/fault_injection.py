@@ -40,6 +40,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -226,8 +227,15 @@ def phase(root: Path, pid: int) -> str:
     stage whose folder changed last (or between stages, when that was a stage finishing)."""
     if not any(e.get("pid") == pid for e in events(root)):
         return "start-up or cache"
-    files = [f for f in (root / "stages").glob("*/*/*") if f.is_file()]
-    newest = max(files, key=lambda f: f.stat().st_mtime_ns, default=None)
+    stamped = []
+    for f in (root / "stages").glob("*/*/*"):
+        try:  # another process may rename a temporary file away between the listing and the stat
+            st = f.stat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            stamped.append((st.st_mtime_ns, f))
+    newest = max(stamped, key=lambda t: t[0], default=(0, None))[1]
     if newest is None or newest.name == "done":
         return "between stages"
     if newest.name == "log.jsonl":
