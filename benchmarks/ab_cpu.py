@@ -19,8 +19,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from diminish import fastpath
-from diminish.model import Attention, Classifier, ViNy
+from diminish.core import fastpath
+from diminish.core.model import Attention, Classifier, ViNy
 
 CURRENT = Attention.forward
 

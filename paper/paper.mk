@@ -97,8 +97,8 @@ $(FIGURES): $(PB)/figures/%.pdf: $(RESULTS) $(A)/report.json $(FIG_CORE)
 
 # 4b. SimMIM reconstructions by the largest pre-trained model kept beside the results (needs torch;
 # a placeholder panel when there is none). Redrawn when the results file or the script changes.
-$(PB)/figures/reconstructions.pdf: $(RESULTS) src/diminish/inspect.py
-	$(PAPER_PY) -m diminish.inspect reconstructions --results $(RESULTS) --out $@
+$(PB)/figures/reconstructions.pdf: $(RESULTS) src/diminish/reconstructions.py
+	$(PAPER_PY) -m diminish.reconstructions --results $(RESULTS) --out $@
 
 # 5. paper.tex from the jinja2 template and numbers.json
 $(PB)/paper.tex: $(PB)/numbers.json $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/render.py $(NUMBERS_PY) \

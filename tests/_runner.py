@@ -4,6 +4,7 @@ the runner CLI in a subprocess, and exact comparison of results."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import subprocess
 import sys
@@ -17,11 +18,18 @@ REPO = Path(__file__).resolve().parents[1]
 @functools.cache
 def fault_tool():
     """tools/fault_injection.py loaded as a module (its grid, kill loop and checks are shared by tests)."""
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("fault_injection", REPO / "tools" / "fault_injection.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("fault_injection", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@functools.cache
+def faulty():
+    """tools/faulty_run.py loaded as a module (its :class:`Fault` step hook)."""
+    spec = importlib.util.spec_from_file_location("faulty_run", REPO / "tools" / "faulty_run.py")
+    mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
@@ -36,11 +44,12 @@ def write_config(path: Path, data: Path, ft_lr: float = 2e-3) -> Path:
     return fault_tool().write_config(path, data, ft_lr=ft_lr)
 
 
-def run_cli(*args: str, env: dict | None = None, wait: bool = True, timeout: float = 300):
-    """``python -m diminish.run ARGS`` in a subprocess with one CPU thread (bit-identical runs)."""
+def run_cli(*args: str, env: dict | None = None, wait: bool = True, timeout: float = 300, fault: str | None = None):
+    """``python -m diminish.run ARGS`` in a subprocess with one CPU thread (bit-identical runs);
+    with ``fault`` (``ACTION@KIND:EPOCH:STEP``) through ``tools/faulty_run.py``, which injects it."""
     e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    e.pop("DIMINISH_FAULT", None) if not (env and "DIMINISH_FAULT" in env) else None
-    cmd = [sys.executable, "-m", "diminish.run", "--no-progress", *args]
+    entry = ["-m", "diminish.run"] if fault is None else [str(REPO / "tools" / "faulty_run.py"), fault]
+    cmd = [sys.executable, *entry, "--no-progress", *args]
     p = subprocess.Popen(cmd, env=e, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if not wait:
         return p

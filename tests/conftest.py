@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from _runner import fault_tool
-from diminish import run
+from diminish.runner import cli as run
 
 
 @pytest.fixture(scope="session")

@@ -108,7 +108,8 @@ def test_two_seeds_are_flagged_where_they_carry_no_information():
     assert not v3.detail.fillna("").str.contains("pooled over all cells").any()
     # report.json says the same, for the methods text
     assert small_n(ds) == dict(per_seed=True, n_seeds=2, p_perm_min=0.5, perm_informative=False, dz_reported=False,
-                               contrast_variance="pooled over all cells", curve_bootstrap="residual bootstrap of each fit")
+                               contrast_variance="pooled over all cells",
+                               curve_bootstrap="residual bootstrap of each fit")
     assert small_n(ds3)["dz_reported"] and small_n(ds3)["contrast_variance"] == "each cell's own"
 
 

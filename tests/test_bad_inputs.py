@@ -19,9 +19,10 @@ import pytest
 from PIL import Image
 
 from _runner import fault_tool
-from diminish import results, run
+from diminish import results
 from diminish.data import INTEL_CLASSES
 from diminish.data.__main__ import main as data_main
+from diminish.runner import cli as run
 
 REPO = Path(__file__).resolve().parents[1]
 

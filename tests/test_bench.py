@@ -14,10 +14,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from _runner import REPO
-from diminish import bench, fastpath
+from diminish.bench import flops, grid, many, measure, options, table
 from diminish.config import ExperimentConfig
-from diminish.model import Classifier, Segmenter, ViNy, ViNyConfig
-from diminish.simmim import SimMIM, SimMIMConfig
+from diminish.core import fastpath
+from diminish.core.model import Classifier, Segmenter, ViNy, ViNyConfig
+from diminish.core.simmim import SimMIM, SimMIMConfig
 
 # vmap over the CPU attention kernel loops over the models (a torch performance note, not an error)
 pytestmark = pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")
@@ -26,12 +27,12 @@ TINY = ViNyConfig(image_size=32, patch_size=8, dim=16, depth=1, heads=2, dim_hea
 
 
 def test_viny_flops_match_the_documented_numbers():
-    f = bench.flops_per_image(ViNyConfig(), "segmentation", num_classes=3)
+    f = flops.flops_per_image(ViNyConfig(), "segmentation", num_classes=3)
     assert f["block"] == 59_770_880
     assert f["forward"] == 742_416_384
     assert f["train"] == 2_227_249_152 == 3 * f["forward"]
     # without the CLS token the sequence is 64 long, so every block costs less
-    g = bench.flops_per_image(ViNyConfig(), "simmim", cls_token=False)
+    g = flops.flops_per_image(ViNyConfig(), "simmim", cls_token=False)
     assert g["block"] < f["block"] and g["breakdown"]["head"] == f["breakdown"]["head"]
 
 
@@ -44,7 +45,7 @@ def test_flop_formula_equals_torch_flop_counter(task, cfg):
              "classification": lambda: Classifier(ViNy(cfg), 6),
              "simmim": lambda: SimMIM(ViNy(cfg), SimMIMConfig(mask_patch_size=cfg.patch_size))}[task]()
     x = torch.randn(2, 3, cfg.image_size, cfg.image_size)
-    expected = bench.flops_per_image(cfg, task, num_classes=3 if task == "segmentation" else 6)
+    expected = flops.flops_per_image(cfg, task, num_classes=3 if task == "segmentation" else 6)
     with sdpa_kernel(SDPBackend.MATH):
         with FlopCounterMode(display=False) as fwd:
             model(x)
@@ -56,7 +57,7 @@ def test_flop_formula_equals_torch_flop_counter(task, cfg):
 
 
 def test_paper_grid_workload():
-    w = bench.grid_workload(ExperimentConfig(name="paper"))
+    w = grid.grid_workload(ExperimentConfig(name="paper"))
     assert w["pretrain"]["image_steps"] == (45_000 + 100_000 + 200_000) * 100 * 3
     assert w["intermediate"]["image_steps"] == 14_034 * 200 * 4 * 3
     assert w["finetune"]["image_steps"] == sum((250, 500, 1000, 2000, 4000, 6000)) * 100 * 8 * 3
@@ -67,8 +68,8 @@ def test_paper_grid_workload():
 @pytest.mark.parametrize("name", ["paper", "demo", "mini-real"])
 def test_the_dry_run_and_the_benchmark_count_the_same_grid(name, tmp_path, capsys, monkeypatch):
     """--dry-run's image-steps per stage kind (nothing finished yet) are the benchmark's workload."""
-    from diminish import run
     from diminish.config import load
+    from diminish.runner import cli as run
 
     config = str(REPO / "experiments" / f"{name}.toml")
     monkeypatch.chdir(tmp_path)  # no data here: both assume the published Intel size
@@ -76,11 +77,11 @@ def test_the_dry_run_and_the_benchmark_count_the_same_grid(name, tmp_path, capsy
     out = capsys.readouterr().out
     rows = {line.split()[0]: int(line.split()[4].replace(",", "")) for line in out.splitlines() if line[:1].isalpha()
             and line.split()[0] in ("pretrain", "intermediate", "finetune", "evaluate")}
-    w = bench.grid_workload(load(config))
+    w = grid.grid_workload(load(config))
     assert rows == {"pretrain": w["pretrain"]["image_steps"], "intermediate": w["intermediate"]["image_steps"],
                     "finetune": w["finetune"]["image_steps"], "evaluate": w["finetune"]["eval_images"]}
     total = int(out.split("training image-steps to run: ")[1].split()[0].replace(",", ""))
-    assert total == bench.project_grid(load(config), {})["total_image_steps"] > 0
+    assert total == grid.project_grid(load(config), {})["total_image_steps"] > 0
 
 
 def test_stacked_models_are_independent_runs():
@@ -128,18 +129,18 @@ def test_fastpath_choices_on_cpu():
 def test_quick_run_end_to_end(tmp_path):
     cfg = ExperimentConfig(name="tiny", model=TINY, simmim=SimMIMConfig(mask_patch_size=8))
     # tune_allocator=False: the glibc setting is process-wide and would outlive this test
-    opts = bench.Options.quick(device="cpu", config=cfg, many=2, many_processes=False, data_images=16,
+    opts = options.Options.quick(device="cpu", config=cfg, many=2, many_processes=False, data_images=16,
                                matmul_size=64, target_seconds=0.01, tune_allocator=False)
-    res = bench.run(opts, log=lambda m: None)
+    res = measure.run(opts, log=lambda m: None)
     text = json.dumps(res, default=str)  # JSON-ready
-    assert set(res["stages"]) == set(bench.STAGES)
+    assert set(res["stages"]) == set(options.STAGES)
     for s, st in res["stages"].items():
         assert len(st["train_rates"]) == opts.repeats and all(r > 0 for r in st["train_rates"])
         assert st["eval_images_per_s"] > 0 and st["peak_memory_mib"] is not None
         mfu = [t * st["train_flops_per_image"] / m for t, m in zip(st["train_rates"], res["matmul"]["rates"])]
         assert st["mfu"] == pytest.approx(statistics.median(mfu))
-        assert st["train_flops_per_image"] == bench.flops_per_image(
-            TINY, bench.TASKS[s], num_classes=6 if s == "intermediate" else 3)["train"]
+        assert st["train_flops_per_image"] == flops.flops_per_image(
+            TINY, options.TASKS[s], num_classes=6 if s == "intermediate" else 3)["train"]
     # the projection is workload / measured rate, stage by stage
     pr = res["projection"]
     for s, w in pr["workload"].items():
@@ -150,22 +151,22 @@ def test_quick_run_end_to_end(tmp_path):
     assert math.isfinite(res["many"]["stacked"]["speedup_vs_single"])
     assert "processes" not in res["many"]
     rows = res["data"]["rows"]
-    assert set(rows) == {f"data/{s}/memmap" for s in bench.STAGES}
+    assert set(rows) == {f"data/{s}/memmap" for s in options.STAGES}
     assert all(r["images_per_s"] > 0 and r["ratio_to_train"] > 0 for r in rows.values())
     ref = res["reference"]
     if "skipped" in ref:
         assert "vit-pytorch" in ref["skipped"]
     else:
         assert ref["same_settings"]["ratio"] > 0
-    table = bench.format_table(res)
-    assert all(s in table for s in bench.STAGES) and "paper grid" in table
+    printed = table.format_table(res)
+    assert all(s in printed for s in options.STAGES) and "paper grid" in printed
     assert json.loads(text)["settings"]["model"]["depth"] == 1
 
 
 def test_worker_processes_run_concurrently():
     cfg = ExperimentConfig(name="tiny", model=TINY)
-    opts = bench.Options.quick(device="cpu", config=cfg, many_seconds=0.2)
-    out = bench._run_workers(2, 1, opts, cfg)
+    opts = options.Options.quick(device="cpu", config=cfg, many_seconds=0.2)
+    out = many._run_workers(2, 1, opts, cfg)
     assert out["processes"] == 2 and len(out["rates"]) == 2
     assert all(r > 0 for r in out["rates"]) and out["images_per_s"] == pytest.approx(sum(out["rates"]))
 
@@ -179,12 +180,13 @@ def test_shared_cpu_row_times_alone_and_beside_spinners_in_each_round(monkeypatc
     monkeypatch.setattr(shared, "start_neighbours",
                         lambda k, _start=shared.start_neighbours: started.extend(_start(k)) or started[-k:])
     cfg = ExperimentConfig(name="tiny", model=TINY, simmim=SimMIMConfig(mask_patch_size=8))
-    opts = bench.Options.quick(device="cpu", config=cfg, stages=("finetune",), reference=False, data=False,
+    opts = options.Options.quick(device="cpu", config=cfg, stages=("finetune",), reference=False, data=False,
                                eval=False, matmul_size=64, target_seconds=0.01, tune_allocator=False, neighbours=1)
-    res = bench.run(opts, log=lambda m: None)
+    res = measure.run(opts, log=lambda m: None)
     sh = res["shared_cpu"]
     assert len(started) == opts.repeats and all(p.poll() is not None for p in started)  # one per round, all gone
     assert len(sh["alone_rates"]) == len(sh["shared_rates"]) == len(sh["ratio_rounds"]) == opts.repeats
-    assert sh["ratio"] == pytest.approx(statistics.median([b / a for a, b in zip(sh["alone_rates"], sh["shared_rates"])]))
-    assert sh["neighbours"] == 1 and "OpenMP wait" in bench.format_table(res)
+    ratios = [b / a for a, b in zip(sh["alone_rates"], sh["shared_rates"])]
+    assert sh["ratio"] == pytest.approx(statistics.median(ratios))
+    assert sh["neighbours"] == 1 and "OpenMP wait" in table.format_table(res)
     assert len(res["stages"]["finetune"]["train_rates"]) == opts.repeats  # the main rounds are not mixed in

@@ -6,11 +6,12 @@ import re
 
 import pytest
 
-from diminish import evaluate, results, run
+from diminish import evaluate, results
 from diminish.analysis.__main__ import main as analysis_main
 from diminish.bench import cli as bench_cli
 from diminish.data.__main__ import main as data_main
 from diminish.report.__main__ import main as report_main
+from diminish.runner import cli as run
 
 HELPS = {
     "run": lambda: run.parse_args(["--help"]),

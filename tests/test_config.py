@@ -4,7 +4,7 @@ import pytest
 
 from diminish import config
 from diminish.config import ConfigError
-from diminish.plan import build_plan
+from diminish.runner.plan import build_plan
 
 
 def test_defaults_are_the_papers_appendix_a1():
@@ -51,7 +51,7 @@ SHIPPED = sorted(p for d in ("experiments", "benchmarks") for p in (REPO / d).gl
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_config_loads_and_plans(path):
-    from diminish.plan import build_plan
+    from diminish.runner.plan import build_plan
 
     cfg = config.load(path)
     plan = build_plan(cfg)

@@ -12,7 +12,7 @@ from _runner import REPO, fault_tool
 from diminish.bench import cli as bench_cli
 from diminish.config import ConfigError, load
 from diminish.overrides import apply_overrides, load_with_overrides
-from diminish.plan import build_plan
+from diminish.runner.plan import build_plan
 
 fi = fault_tool()
 
@@ -21,7 +21,8 @@ CASES = [
     ("fractional seed", ("seeds = [0]", "seeds = [1, 1.5]"), ["'seeds' must be a list of int", "1.5 is float"]),
     ("fractional fine-tuning size", ("sizes = [8, 16]", "sizes = [8, 16.5]"),
      ["'finetune.sizes' must be a list of int", "16.5 is float"]),
-    ("fractional pre-training size", ("sizes = [0, 16]", "sizes = [0, 16.0]"), ["'pretrain.sizes' must be a list of int"]),
+    ("fractional pre-training size", ("sizes = [0, 16]", "sizes = [0, 16.0]"),
+     ["'pretrain.sizes' must be a list of int"]),
     ("number as a condition", ("[intermediate]\n", "[intermediate]\nconditions = [0, 1]\n"),
      ["'intermediate.conditions' must be a list of bool"]),
     ("fractional milestone", ("milestones = [1]\nbatch_size = 8\neval", "milestones = [1.5]\nbatch_size = 8\neval"),
@@ -31,7 +32,8 @@ CASES = [
     ("zero lr", ("lr = 2e-3", "lr = 0"), ["[finetune] lr must be finite and positive, got 0.0"]),
     ("negative weight decay", ("weight_decay = 0.05", "weight_decay = -0.05"),
      ["[pretrain] weight_decay must be finite and >= 0, got -0.05"]),
-    ("NaN weight decay", ("weight_decay = 0.05", "weight_decay = nan"), ["'pretrain.weight_decay' must be a finite number"]),
+    ("NaN weight decay", ("weight_decay = 0.05", "weight_decay = nan"),
+     ["'pretrain.weight_decay' must be a finite number"]),
     ("gamma 0", ("gamma = 0.5", "gamma = 0"), ["[finetune] gamma", "must be in (0, 1], got 0.0"]),
     ("gamma above 1", ("gamma = 0.5", "gamma = 2"), ["[finetune] gamma", "must be in (0, 1], got 2.0"]),
     ("no epochs", ("epochs = 2\nlr = 2e-3", "epochs = 0\nlr = 2e-3"), ["[finetune] epochs must be >= 1, got 0"]),
@@ -82,7 +84,8 @@ OFF_INTERMEDIATE = [("[intermediate]\n", "[intermediate]\nconditions = [false]\n
 def test_a_late_milestone_of_a_stage_kind_the_grid_never_runs_draws_no_warning(tmp_path):
     no_inter = _tiny(tmp_path, "no-inter.toml", *OFF_INTERMEDIATE)
     no_pre = _tiny(tmp_path, "no-pre.toml", ("sizes = [0, 16]", "sizes = [0]"),
-                   ("milestones = [1]\nbatch_size = 8\n\n[intermediate]", "milestones = [9]\nbatch_size = 8\n\n[intermediate]"))
+                   ("milestones = [1]\nbatch_size = 8\n\n[intermediate]",
+                    "milestones = [9]\nbatch_size = 8\n\n[intermediate]"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
         assert load(no_inter).intermediate.milestones == (1, 5)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from diminish.context import Batches, DeviceData
+from diminish.core.batches import Batches, DeviceData
 
 
 class FakeCache:
@@ -85,9 +85,9 @@ class HostToDevice(TorchFunctionMode):
 def test_a_device_resident_step_never_waits_for_the_device():
     """Between the engine's syncs (every 25 steps on GPUs) a step's batch delivery (index, gather,
     augmentation, normalisation, SimMIM mask) copies nothing from the host that would block."""
-    from diminish.data.transforms import cls_augment, normalize, seg_augment, simmim_augment
-    from diminish.model import ViNy, ViNyConfig
-    from diminish.simmim import SimMIM
+    from diminish.core.model import ViNy, ViNyConfig
+    from diminish.core.simmim import SimMIM
+    from diminish.core.transforms import cls_augment, normalize, seg_augment, simmim_augment
 
     meta = torch.device("meta")
     cache = FakeCache()
@@ -122,12 +122,10 @@ def test_the_host_to_device_recorder_sees_blocking_copies():
 def test_gpu_cache_budget_is_a_quarter_of_the_card_split_among_its_workers(monkeypatch):
     from types import SimpleNamespace
 
-    from diminish import context
+    from diminish.runner import context
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=80 << 30))
     cuda = torch.device("cuda")
-    monkeypatch.delenv("DIMINISH_WORKERS_PER_GPU", raising=False)
     assert context.resident_budget(cuda) == 20 << 30  # 200k ImageNet (9.8 GB) + Intel + Pets fit
-    monkeypatch.setenv("DIMINISH_WORKERS_PER_GPU", "8")
-    assert context.resident_budget(cuda) == (20 << 30) // 8  # ImageNet stays in host memory
+    assert context.resident_budget(cuda, workers_per_gpu=8) == (20 << 30) // 8  # ImageNet stays in host memory
     assert context.resident_budget(torch.device("cpu")) == 0

@@ -90,7 +90,8 @@ def test_non_image_files_are_ignored(tmp_path):
     (root / "annotations" / "trimaps" / "._Cat_0.png").write_bytes(b"\x00\x05\x16\x07")
     listing = readers.list_pets(root)
     assert [it.image.name for it in listing.items] == ["Cat_0.jpg", "Cat_1.jpg", "Cat_2.jpg"]
-    assert sorted(listing.ignored) == sorted(["images/._Cat_0.jpg", "images/.DS_Store", "images/Cat_0.mat", "images/README"])
+    ignored = ["images/._Cat_0.jpg", "images/.DS_Store", "images/Cat_0.mat", "images/README"]
+    assert sorted(listing.ignored) == sorted(ignored)
 
 
 def test_resize_is_antialiased_and_trimap_nearest(tmp_path):

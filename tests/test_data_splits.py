@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from diminish.data import finetune_subset, pets_split, pretrain_subset
-from diminish.data.splits import subset_seed
+from diminish.data.splits import finetune_subset, pets_split, pretrain_subset
+from diminish.seeds import subset_seed
 
 FULL_POOL = 7349  # trainval + test lists of the full release
 SIZES = (250, 500, 1000, 2000, 4000, 6000)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diminish.data import (
+from diminish.core.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     cls_augment,
+    crop_boxes,
     normalize,
+    resized_crop,
     seg_augment,
     simmim_augment,
 )
-from diminish.data.transforms import crop_boxes, resized_crop
 
 
 def _batch(b=16, h=128, w=128, seed=0) -> torch.Tensor:

@@ -20,8 +20,8 @@ fi = fault_tool()
 RECORD_KEYS = ("history", "final_loss", "accuracy", "miou", "iou", "confusion", "cache_hash")
 
 
-def run(config, out, cache, log, *extra, env=None):
-    p = fi.start(config, out, cache, log, *extra, env=env)
+def run(config, out, cache, log, *extra, env=None, fault=None):
+    p = fi.start(config, out, cache, log, *extra, env=env, fault=fault)
     p.wait(timeout=300)
     return p.returncode, log.read_text()
 
@@ -50,12 +50,12 @@ def test_same_config_and_seed_give_identical_numbers_run_to_run(grid, tmp_path):
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_the_stage_and_a_rerun_resumes_from_the_last_good_checkpoint(grid, tmp_path, capsys):
-    from diminish import run as runner
+    from diminish.runner import cli as runner
 
     work, config, ref = grid
     out, cache = tmp_path / "out", work / "reference-cache"
     root = out / fi.NAME
-    code, log = run(config, out, cache, tmp_path / "nan.log", env={"DIMINISH_FAULT": "nan@pretrain:1:0"})
+    code, log = run(config, out, cache, tmp_path / "nan.log", fault="nan@pretrain:1:0")
     assert code == 1, log
     assert "error: non-finite loss (nan) in pretrain P=16 seed=0: epoch 1, step 0" in log
     assert "Traceback" not in log
@@ -91,7 +91,7 @@ class RecordingSGD(torch.optim.SGD):
 def _train(grad_clip: float):
     from accelerate import Accelerator
 
-    from diminish.engine import train_one_epoch
+    from diminish.core.loop import train_one_epoch
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -115,7 +115,7 @@ def test_gradient_clipping_bounds_every_update_and_is_a_config_key():
     assert max(clipped) <= 0.5 + 1e-5  # ... the clipped one never applies more than grad_clip
     assert not torch.equal(w_free, w_clipped)
     from diminish import config
-    from diminish.plan import build_plan
+    from diminish.runner.plan import build_plan
 
     base = 'name = "x"\nseeds = [0]\n'
     a = build_plan(config.loads(base))

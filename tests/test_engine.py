@@ -7,15 +7,9 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from diminish.engine import (
-    Fault,
-    NonFiniteLossError,
-    StopRequest,
-    epoch_order,
-    evaluate,
-    split_batches,
-    train_one_epoch,
-)
+from _runner import faulty
+from diminish.core.batches import epoch_order, split_batches
+from diminish.core.loop import NonFiniteLossError, StopRequest, evaluate, train_one_epoch
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +99,12 @@ def test_non_finite_loss_names_stage_epoch_and_step(acc):
     model, opt = fresh()
     with pytest.raises(NonFiniteLossError, match=r"in finetune P=0: epoch 3, step 2"):
         train_one_epoch(model, opt, loss_fn, Source(), accelerator=acc, kind="finetune", epoch=3,
-                        where="finetune P=0", fault=Fault("nan@finetune:3:2"))
+                        where="finetune P=0", step_hook=faulty().Fault("nan@finetune:3:2"))
 
 
 def test_bad_fault_spec_is_rejected():
     with pytest.raises(ValueError, match="ACTION@KIND:EPOCH:STEP"):
-        Fault("nan-finetune")
+        faulty().Fault("nan-finetune")
 
 
 def test_evaluate_counts_every_prediction_once_and_restores_train_mode(acc):
@@ -141,4 +135,4 @@ def test_deferred_loss_checks_as_on_gpus_keep_totals_and_name_the_first_bad_step
     model3, opt3 = fresh()
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 1"):
         train_one_epoch(model3, opt3, loss_fn, Source(), accelerator=acc, kind="t", epoch=0, where="t",
-                        sync_every=25, fault=Fault("nan@t:0:1"))
+                        sync_every=25, step_hook=faulty().Fault("nan@t:0:1"))

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow
 fi = fault_tool()
 
 
-def run(config: Path, out: Path, cache: Path, log: Path, *extra: str, env: dict | None = None, timeout=300):
-    p = fi.start(config, out, cache, log, *extra, env=env)
+def run(config: Path, out: Path, cache: Path, log: Path, *extra: str, env: dict | None = None, timeout=300,
+        fault: str | None = None):
+    p = fi.start(config, out, cache, log, *extra, env=env, fault=fault)
     p.wait(timeout=timeout)
     return p.returncode, log.read_text()
 
@@ -47,12 +48,12 @@ def test_seeded_sigkills_at_random_moments_lose_nothing(grid):
 
 
 def test_sigterm_mid_epoch_saves_and_the_resumed_run_is_identical(grid, tmp_path):
-    """DIMINISH_FAULT=term sends this process a real SIGTERM at a chosen step (as a scheduler would)."""
+    """A term fault (tools/faulty_run.py) sends this process a real SIGTERM at a chosen step (as a scheduler would)."""
     work, config, ref = grid
     out, cache = tmp_path / "out", work / "reference-cache"
     root = out / fi.NAME
     # a real SIGTERM at step 0 of pre-training's first epoch (2 steps): it finishes the step and saves
-    code, log = run(config, out, cache, tmp_path / "1.log", env={"DIMINISH_FAULT": "term@pretrain:0:0"})
+    code, log = run(config, out, cache, tmp_path / "1.log", fault="term@pretrain:0:0")
     assert code == 128 + signal.SIGTERM, log
     assert "SIGTERM received" in log and "interrupted in pretrain P=16 seed=0 at epoch 0, step 1" in log
     assert "Resume with the same command" in log and "Traceback" not in log
@@ -123,7 +124,7 @@ def test_two_runners_one_killed_while_holding_a_claim(grid, tmp_path):
     root = out / fi.NAME
     common = ("--poll", "0.2")
     a = fi.start(config, out, cache, tmp_path / "a.log", "--shard", "0/2", *common,
-                 env={"DIMINISH_FAULT": "kill@finetune:1:0"})  # dies inside its first fine-tuning
+                 fault="kill@finetune:1:0")  # dies inside its first fine-tuning
     b = fi.start(config, out, cache, tmp_path / "b.log", "--shard", "1/2", *common)
     a.wait(timeout=300)
     b.wait(timeout=300)

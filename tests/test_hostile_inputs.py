@@ -18,8 +18,9 @@ from _runner import REPO, fault_tool
 from diminish.config import load
 from diminish.data.__main__ import main as data_main
 from diminish.data.cache import prepare
-from diminish.plan import build_plan, units_of
-from diminish.store import HOST, Store, process_start
+from diminish.runner.claims import HOST, process_start
+from diminish.runner.plan import build_plan, units_of
+from diminish.runner.store import Store
 from test_bad_inputs import GOOD, good_pets
 
 fi = fault_tool()
@@ -161,14 +162,14 @@ def test_command_lines_report_errors_in_one_line(tmp_path):
 def test_a_claim_whose_pid_now_belongs_to_another_process_is_stale(tmp_path):
     unit = units_of(build_plan(load(fi.write_config(tmp_path / "c.toml", tmp_path))))[0]
     store = Store(tmp_path / "out")
-    path = store.claim_path(unit)
+    path = store.claims.path(unit)
     path.parent.mkdir(parents=True)
     me = os.getpid()  # a live pid on this host, but not the process that wrote the claim
     path.write_text(json.dumps({"pid": me, "host": HOST, "time": 0, "shard": "0/1", "started": process_start(me) - 1}))
-    assert store.claim_state(unit, timeout=1800) == "stale"
-    assert store.try_claim(unit, timeout=1800)  # taken over at once, not after 30 minutes
+    assert store.claims.state(unit, timeout=1800) == "stale"
+    assert store.claims.take(unit, timeout=1800)  # taken over at once, not after 30 minutes
     assert json.loads(path.read_text())["started"] == process_start(me)
-    assert store.claim_state(unit, timeout=1800) == "live"  # its own claim, by the same process: live
+    assert store.claims.state(unit, timeout=1800) == "live"  # its own claim, by the same process: live
 
 
 def test_a_read_only_folder_holding_everything_needed_can_be_read(cell, tmp_path):
@@ -182,7 +183,8 @@ def test_a_read_only_folder_holding_everything_needed_can_be_read(cell, tmp_path
     py = f"PYTHONPATH={REPO / 'src'} OMP_NUM_THREADS=1 {sys.executable} -m"
     script = " && ".join([
         f"mount --bind -o ro {tmp_path} {tmp_path}",
-        f"{py} diminish.run --all --no-progress --config {cfg} --out {tmp_path / 'out'} --cache-dir {tmp_path / 'cache'}",
+        f"{py} diminish.run --all --no-progress --config {cfg} --out {tmp_path / 'out'} "
+        f"--cache-dir {tmp_path / 'cache'}",
         f"{py} diminish.data prepare --dataset pets --root {base / 'synth' / 'oxford-iiit-pet'} "
         f"--cache-dir {tmp_path / 'cache'} --no-progress"])
     p = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)

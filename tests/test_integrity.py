@@ -21,12 +21,12 @@ import pytest
 import torch
 
 from _runner import REPO, fault_tool
-from diminish import run
 from diminish.config import load
-from diminish.digests import DamagedFile
-from diminish.plan import build_plan
 from diminish.results import read_results
-from diminish.store import Store
+from diminish.runner import cli as run
+from diminish.runner.digests import DamagedFile
+from diminish.runner.plan import build_plan
+from diminish.runner.store import Store
 
 fi = fault_tool()
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from diminish.metrics import ConfusionMatrix, scores_from_confusion
+from diminish.core.metrics import ConfusionMatrix, scores_from_confusion
 
 
 def test_hand_computed_scores():

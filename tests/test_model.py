@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diminish.model import (
+from diminish.core.model import (
     Classifier,
     Segmenter,
     ViNy,
@@ -11,7 +11,7 @@ from diminish.model import (
     patchify,
     unpatchify,
 )
-from diminish.simmim import SimMIM
+from diminish.core.simmim import SimMIM
 
 
 def test_backbone_parameter_count_matches_paper():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from _runner import make_data, write_config
-from diminish import run
 from diminish.bench import cli as bench_cli
 from diminish.config import ConfigError, load, loads
 from diminish.overrides import apply_overrides, load_with_overrides, parse_override
-from diminish.plan import build_plan
+from diminish.runner import cli as run
+from diminish.runner.plan import build_plan
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,8 @@ def test_bench_takes_overrides(tiny, capsys):
 
 
 def test_an_override_run_adopts_the_base_folders_finished_stages(tiny, tmp_path, capsys):
-    from diminish.store import Store, adopt_finished
+    from diminish.runner.reuse import adopt_finished
+    from diminish.runner.store import Store
 
     base_plan = build_plan(load(tiny))
     base = Store(tmp_path / "tiny")

@@ -11,8 +11,9 @@ import time
 import pytest
 
 from diminish import config
-from diminish.plan import build_plan
-from diminish.store import Store, atomic_write_json
+from diminish.runner.atomic import atomic_write_json
+from diminish.runner.plan import build_plan
+from diminish.runner.store import Store
 
 BASE = 'name = "x"\nseeds = [0, 1]\n'
 
@@ -69,34 +70,34 @@ def test_atomic_json_leaves_no_temporary_file(tmp_path):
 
 def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
     store, stage = Store(tmp_path), plan().stages("pretrain")[0]
-    assert store.try_claim(stage, timeout=60)
-    assert not store.try_claim(stage, timeout=60)  # held by a live process (us)
-    assert store.claim_state(stage, 60) == "live"
-    store.release(stage)
-    assert store.claim_state(stage, 60) is None
+    assert store.claims.take(stage, timeout=60)
+    assert not store.claims.take(stage, timeout=60)  # held by a live process (us)
+    assert store.claims.state(stage, 60) == "live"
+    store.claims.release(stage)
+    assert store.claims.state(stage, 60) is None
     # a claim left by a process that died is stale at once
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    path = store.claim_path(stage)
+    path = store.claims.path(stage)
     path.write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "time": 0}))
-    assert store.claim_state(stage, 3600) == "stale"
-    assert store.try_claim(stage, timeout=3600)
+    assert store.claims.state(stage, 3600) == "stale"
+    assert store.claims.take(stage, timeout=3600)
     assert json.loads(path.read_text())["pid"] == os.getpid()
     # a claim from another host counts as stale only after the timeout without a heartbeat
     path.write_text(json.dumps({"pid": 1, "host": "elsewhere", "time": 0}))
-    assert not store.try_claim(stage, timeout=3600)
+    assert not store.claims.take(stage, timeout=3600)
     old = time.time() - 100
     os.utime(path, (old, old))
-    assert store.claim_state(stage, 50) == "stale" and store.try_claim(stage, timeout=50)
+    assert store.claims.state(stage, 50) == "stale" and store.claims.take(stage, timeout=50)
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".stale-")]
 
 
 def test_release_never_removes_someone_elses_claim(tmp_path):
     store, stage = Store(tmp_path), plan().stages("pretrain")[0]
-    path = store.claim_path(stage)
+    path = store.claims.path(stage)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"pid": 1, "host": "elsewhere", "time": 0}))
-    store.release(stage)
+    store.claims.release(stage)
     assert path.exists()
 
 

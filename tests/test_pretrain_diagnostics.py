@@ -11,14 +11,14 @@ import torch
 import xarray as xr
 from PIL import Image
 
-from diminish.image_metrics import image_confusions, per_image_miou, variant_scores
-from diminish.inspect import main as inspect_main
-from diminish.inspect import reconstruct
-from diminish.metrics import mean_iou
-from diminish.model import ViNy, ViNyConfig, patchify
+from diminish.core.image_metrics import image_confusions, per_image_miou, variant_scores
+from diminish.core.metrics import mean_iou
+from diminish.core.model import ViNy, ViNyConfig, patchify
+from diminish.core.simmim import SimMIM, SimMIMConfig
+from diminish.reconstructions import main as inspect_main
+from diminish.reconstructions import reconstruct
 from diminish.report.macros_pretraining import curve_summary, variant_gap
 from diminish.results import describe, from_records
-from diminish.simmim import SimMIM, SimMIMConfig
 
 TINY = ViNyConfig(depth=1, dim=32, heads=2, dim_head=16, mlp_dim=64)
 
@@ -113,7 +113,7 @@ def test_reconstruction_pastes_visible_patches_back_exactly(norm):
 def test_inspect_refuses_a_model_that_is_not_a_pretraining_model(tmp_path, capsys):
     path = tmp_path / "seg.pt"
     torch.save({"format": 1, "task": "segment", "state_dict": {}}, path)
-    assert inspect_main(["reconstructions", str(path), "--images", str(tmp_path), "--out", str(tmp_path / "f.png")]) == 2
+    assert inspect_main([str(path), "--images", str(tmp_path), "--out", str(tmp_path / "f.png")]) == 2
     assert "not a pre-trained SimMIM model" in capsys.readouterr().err
 
 

@@ -15,15 +15,16 @@ import pytest
 import torch
 
 from _runner import REPO
-from diminish import config, run
+from diminish import config
+from diminish.core.simmim import SimMIM
+from diminish.core.tasks import backbone
+from diminish.core.transforms import normalize
 from diminish.data.cache import Cache
-from diminish.data.transforms import normalize
-from diminish.inspect import load_simmim
-from diminish.inspect import main as inspect_main
+from diminish.reconstructions import load_simmim
+from diminish.reconstructions import main as inspect_main
 from diminish.results import read_results
-from diminish.simmim import SimMIM
-from diminish.store import largest_pretrain_model
-from diminish.tasks import backbone
+from diminish.runner import cli as run
+from diminish.runner.reuse import largest_pretrain_model
 from test_realdata_mini import _dump, absolute_roots
 
 REAL = REPO.parent / "shared" / "realdata"
@@ -84,5 +85,5 @@ def test_ci_sized_pretraining_lowers_heldout_reconstruction_loss(tmp_path):
     assert after < 0.95 * before, (before, after)
 
     png = tmp_path / "rec.png"
-    assert inspect_main(["reconstructions", "--results", str(root / "results.nc"), "--n", "2", "--out", str(png)]) == 0
+    assert inspect_main(["--results", str(root / "results.nc"), "--n", "2", "--out", str(png)]) == 0
     assert png.stat().st_size > 1000

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from _runner import REPO
-from diminish import config, run
+from diminish import config
 from diminish.results import read_results
+from diminish.runner import cli as run
 
 REAL = REPO.parent / "shared" / "realdata"
 

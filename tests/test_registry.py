@@ -67,7 +67,7 @@ def test_paper_mk_lists_the_registered_analysis_files():
 def test_paper_mk_lists_the_registered_figures_and_their_inputs():
     assert mk_list("FIGURE_NAMES") == list(registry.FIGURES) == list(FIGURES)
     rules = dict(re.findall(r"^\$\(PB\)/figures/(\w+)\.pdf:(.*)$", _mk(), re.M))
-    rules.pop("reconstructions")  # drawn by diminish.inspect (needs torch), not by a report/figures script
+    rules.pop("reconstructions")  # drawn by diminish.reconstructions (needs torch), not by a report/figures script
     assert set(rules) == set(registry.FIGURES)
     for name, fig in registry.FIGURES.items():
         prereq = rules[name].split()
@@ -101,7 +101,7 @@ def test_a_table_function_outside_the_registry_is_refused():
         tables._registered({k: v for k, v in tables._DRAWN.items() if k != "hyper"})
 
 
-# ----------------------------------------------------------------------------- what the analysis writes and the figures read
+# -- what the analysis writes and the figures read ---------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -217,7 +217,8 @@ def test_claim_groups_and_verdict_counts():
     groups = claim_groups(v)
     assert [g["key"] for g in groups] == ["H1_F", "PT_HELPS"]
     assert groups[0]["claim"] == "the gain per doubling of F falls as F grows" and groups[0]["per_condition"]
-    assert verdict_counts(groups[0]["counts"]) == "supported in 1 of the 2 conditions and inconclusive in the remaining one"
+    expected = "supported in 1 of the 2 conditions and inconclusive in the remaining one"
+    assert verdict_counts(groups[0]["counts"]) == expected
     assert groups[1]["claim"] == "pre-training raises mIoU on average" and not groups[1]["per_condition"]
     assert condition_of("H1_F_P45000_I1") == "45k pre-training images, with the intermediate stage"
     assert condition_of("H1_P_F250_I0") == "F = 250, without the intermediate stage"

@@ -117,7 +117,8 @@ def direction_errors(text: str) -> list[str]:
             "a gain that turns into a loss" if a > 0 > b else "a loss that turns into a gain" if a < 0 < b else shape
         if shape != want:
             errs.append(m.group(0))
-    for m in re.finditer(r"puts the change of [a-z -]+ at " + NUM + r" points \(95% CI \[" + NUM + ", " + NUM + r"\]\), ([a-z ]+)",
+    pattern = r"puts the change of [a-z -]+ at " + NUM + r" points \(95% CI \[" + NUM + ", " + NUM + r"\]\), ([a-z ]+)"
+    for m in re.finditer(pattern,
                          text):
         lo, hi, words = f(m.group(2)), f(m.group(3)), m.group(4)
         want = "significantly upwards" if lo > 0 else "significantly downwards" if hi < 0 else "not significantly"

@@ -27,7 +27,8 @@ def test_count_phrase_grammar():
 @pytest.mark.parametrize("counts, expected", [
     ({"supported": 8}, "supported in all 8 conditions"),
     ({"supported": 1}, "supported in the only condition"),
-    ({"not supported": 1, "inconclusive": 7}, "inconclusive in 7 of the 8 conditions and not supported in the remaining one"),
+    ({"not supported": 1, "inconclusive": 7},
+     "inconclusive in 7 of the 8 conditions and not supported in the remaining one"),
     ({"supported": 1, "inconclusive": 7}, "inconclusive in 7 of the 8 conditions and supported in the remaining one"),
     ({"supported": 4, "inconclusive": 4}, "supported in 4 of the 8 conditions and inconclusive in the other 4"),
     ({"supported": 2, "inconclusive": 5, "not supported": 1},
@@ -145,7 +146,8 @@ def test_convergence_without_a_drop_or_with_one_epoch_says_so():
     assert st.convergence_state(3, 0.9, 0.6, 0.5) == "unknown"  # no last quarter to judge by
     assert st.convergence_state(5, 0.8, 0.85, float("nan")) == "no drop"
     assert st.convergence_state(1, 0.8, 0.8, float("nan")) == "unknown"
-    assert "too few (under 4) to tell" in plain(st.convergence_sentence("unknown", "1000", 1, 0.8, 0.8, 1, float("nan")))
+    sentence = st.convergence_sentence("unknown", "1000", 1, 0.8, 0.8, 1, float("nan"))
+    assert "too few (under 4) to tell" in plain(sentence)
     assert "did not fall" in plain(st.convergence_sentence("no drop", "1000", 5, 0.8, 0.85, 2, float("nan")))
     assert str(st.convergence_reading("unknown")) == ""
     for state in ("falling", "levelled", "no drop"):  # each state its own reading

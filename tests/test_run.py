@@ -8,11 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from _runner import REPO, make_data, write_config
-from diminish import accel, run
-from diminish.engine import NonFiniteLossError
+from _runner import REPO, faulty, make_data, write_config
+from diminish.core.loop import NonFiniteLossError
+from diminish.core.tasks import load_model
 from diminish.results import read_results
-from diminish.stages import load_model
+from diminish.runner import accel
+from diminish.runner import cli as run
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ def test_results_file_has_the_grid_filled_and_provenance(tiny):
     assert list(ds.pretrain.values) == [0, 16] and list(ds.intermediate.values) == [False, True]
     # training curves: one value per epoch of every stage that ran (none for P = 0's pre-training)
     assert np.isnan(ds.pretrain_loss_curve.sel(pretrain=0)).all()
-    np.testing.assert_allclose(ds.pretrain_loss_curve.sel(pretrain=16, pretrain_epoch=2), ds.pretrain_loss.sel(pretrain=16))
+    last = ds.pretrain_loss_curve.sel(pretrain=16, pretrain_epoch=2)
+    np.testing.assert_allclose(last, ds.pretrain_loss.sel(pretrain=16))
     for v in ("intermediate_loss_curve", "intermediate_accuracy_curve", "finetune_loss_curve", "miou_image"):
         assert np.isfinite(ds[v].values).all(), v
     np.testing.assert_allclose(ds.finetune_loss_curve.isel(finetune_epoch=-1), ds.final_loss)
@@ -83,12 +85,11 @@ def test_changing_a_finetune_setting_does_not_redo_pretraining(tiny):
 def test_non_finite_loss_names_stage_epoch_and_step(tiny, monkeypatch, capsys):
     base, data, args = tiny
     cfg3 = write_config(base / "tiny3.toml", data, ft_lr=5e-4)
-    monkeypatch.setenv("DIMINISH_FAULT", "nan@finetune:1:0")
     with pytest.raises(NonFiniteLossError, match=r"finetune P=\d+ I=\d F=\d+ seed=0: epoch 1, step 0"):
-        run.main(["--all", *args, "--config", str(cfg3)])
-    assert run.cli(["--all", *args, "--config", str(cfg3)]) == 1  # the command line: a message, status 1
+        run.main(["--all", *args, "--config", str(cfg3)], step_hook=faulty().Fault("nan@finetune:1:0"))
+    # the command line: a message, status 1
+    assert run.cli(["--all", *args, "--config", str(cfg3)], step_hook=faulty().Fault("nan@finetune:1:0")) == 1
     assert re.search(r"error: non-finite loss \(nan\) in finetune .*: epoch 1, step 0", capsys.readouterr().err)
-    monkeypatch.delenv("DIMINISH_FAULT")
     assert run.main(["--status", *args, "--config", str(cfg3)]) == 0
     out = capsys.readouterr().out
     assert "failed: finetune" in out and "non-finite loss" in out
@@ -118,7 +119,8 @@ def test_missing_data_fails_at_once_naming_path_and_layout(tmp_path, capsys):
 def test_saved_model_scores_the_same_on_a_folder_of_the_test_images(tiny, tmp_path):
     """--save-models + diminish.evaluate on a pets-layout folder holding exactly the test images."""
     from diminish import evaluate
-    from diminish.data import pets_split, prepare
+    from diminish.data import prepare
+    from diminish.data.splits import pets_split
 
     base, data, args = tiny
     models = sorted((base / "out" / "tiny" / "models").glob("*.pt"))
@@ -152,11 +154,12 @@ def test_a_tracker_that_is_not_installed_is_skipped_with_a_note(capsys):
 def test_intel_without_a_test_folder_reports_training_accuracy(tiny, tmp_path):
     from accelerate import Accelerator
 
-    from diminish import config, stages
+    from diminish import config
     from diminish.config import RuntimeConfig
-    from diminish.context import Context
-    from diminish.plan import build_plan
-    from diminish.store import Store
+    from diminish.runner import stages
+    from diminish.runner.context import Context, Datasets
+    from diminish.runner.plan import build_plan
+    from diminish.runner.store import Store
 
     base, data, _ = tiny
     intel = tmp_path / "intel"
@@ -164,12 +167,11 @@ def test_intel_without_a_test_folder_reports_training_accuracy(tiny, tmp_path):
     (intel / "seg_train").symlink_to(data / "intel-image-classification" / "seg_train")
     cfg = config.loads(write_config(tmp_path / "c.toml", data).read_text().replace(
         str(data / "intel-image-classification"), str(intel)))
-    ctx = Context(cfg, RuntimeConfig(cache_dir=base / "cache", progress=False),
-                  Store(tmp_path / "o"), Accelerator(cpu=True))
-    assert ctx.intel_test() is None
-    stage = build_plan(cfg).intermediate[0, 0]
-    ctx.store.begin(stage)
-    record = stages.run_intermediate(ctx, stage)
+    rt, acc = RuntimeConfig(cache_dir=base / "cache", progress=False), Accelerator(cpu=True)
+    ctx = Context(cfg, rt, Store(tmp_path / "o"), acc, Datasets(cfg, rt, acc))
+    assert ctx.data.intel_test() is None
+    plan = build_plan(cfg)
+    record = stages.run_intermediate(ctx, plan, plan.intermediate[0, 0])
     assert record["accuracy_split"] == "train" and sum(map(sum, record["confusion"])) == 24
 
 
@@ -181,7 +183,7 @@ def compile_eager(model, **kw):  # the runner's wrapper path, without a C++ comp
     calls.append(type(model).__name__)
     return real(model, backend="eager")
 torch.compile = compile_eager
-from diminish import run
+from diminish.runner import cli as run
 code = run.main(sys.argv[1:])
 print("compiled:", ",".join(calls))
 sys.exit(code)
@@ -225,14 +227,14 @@ def test_assembly_warns_when_stages_saw_different_versions_of_a_dataset(tiny, tm
     assert run.main(["--all", *args]) == 0
     assert "mixes" not in capsys.readouterr().err
     from diminish.config import load
-    from diminish.plan import build_plan
+    from diminish.runner.plan import build_plan
 
     cell = build_plan(load(args[args.index("--config") + 1])).stages("evaluate")[0]
     record = out / "tiny" / "stages" / "evaluate" / cell.key / "record.json"
     rec = json.loads(record.read_text())
     rec["cache_hash"] = "0" * 16  # as if the pets folder had changed before this cell was evaluated
     record.write_text(json.dumps(rec))
-    from diminish.digests import file_digest
+    from diminish.runner.digests import file_digest
 
     done = json.loads((record.parent / "done").read_text())  # as written by the stage: its checksum matches
     done["files"]["record.json"] = file_digest(record)

@@ -9,7 +9,8 @@ import warnings
 import pytest
 
 from _runner import REPO, run_cli, write_config
-from diminish import run
+from diminish.runner import cli as run
+from diminish.runner import launch
 
 
 def test_bare_all_names_the_default_config_and_the_demo(tmp_path, monkeypatch, capsys):
@@ -37,7 +38,8 @@ def test_error_exits_under_a_launcher_say_they_are_not_crashes(tmp_path, monkeyp
 def _late(tmp_path):
     """The tiny grid with a fine-tuning milestone after its last epoch; its data folders are absent."""
     cfg = write_config(tmp_path / "late.toml", tmp_path / "no-data")
-    cfg.write_text(cfg.read_text().replace("milestones = [1]\nbatch_size = 8\neval", "milestones = [5]\nbatch_size = 8\neval"))
+    text = cfg.read_text().replace("milestones = [1]\nbatch_size = 8\neval", "milestones = [5]\nbatch_size = 8\neval")
+    cfg.write_text(text)
     return cfg
 
 
@@ -50,8 +52,8 @@ def test_a_late_milestone_is_warned_about_by_the_run_not_by_its_jobs_workers(tmp
     them), which load the same config again, do not; nor does a process of rank > 0 of a launch."""
     common = ["--config", str(_late(tmp_path)), "--out", str(tmp_path / "out")]
     workers = []
-    monkeypatch.setattr(run, "run_jobs", lambda opts, *_: workers.extend(opts.worker(i).argv() for i in range(2)))
-    monkeypatch.setattr(run, "run_all", lambda *_: 0)
+    monkeypatch.setattr(launch, "run_jobs", lambda opts, *_: workers.extend(opts.worker(i).argv() for i in range(2)))
+    monkeypatch.setattr(launch, "run_all", lambda *_: 0)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         run.main(["--all", "--jobs", "2", *common])

@@ -33,11 +33,11 @@ def test_sigterm_then_sigkill_then_resume_gives_identical_results(setup):
     base, common, clean = setup
     out = base / "faulty"
     # SIGTERM in the middle of the first epoch of an intermediate stage: saves mid-epoch, exits 143
-    code, _, err = run_cli("--all", "--out", str(out), *common, env={"DIMINISH_FAULT": "term@intermediate:0:0"})
+    code, _, err = run_cli("--all", "--out", str(out), *common, fault="term@intermediate:0:0")
     assert code == 143, err
     assert "Resume with the same command" in err and "epoch 0, step 1" in err
     # SIGKILL in the second epoch of a fine-tuning stage: nothing saved beyond the epoch-0 checkpoint
-    code, _, err = run_cli("--all", "--out", str(out), *common, env={"DIMINISH_FAULT": "kill@finetune:1:0"})
+    code, _, err = run_cli("--all", "--out", str(out), *common, fault="kill@finetune:1:0")
     assert code == -9, err
     code, stdout, err = run_cli("--all", "--out", str(out), *common)
     assert code == 0, err
@@ -104,7 +104,7 @@ def test_jobs_runs_worker_processes_that_share_the_grid(setup):
 
 def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
     """More workers than GPUs put several on each GPU (many small runs at once); none is left idle."""
-    from diminish import schedule
+    from diminish.runner import launch, schedule
 
     envs, cmds = [], []
 
@@ -118,17 +118,19 @@ def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
         def wait(self):
             return 1  # pretend the workers failed: run_jobs returns before assembling
 
-    monkeypatch.setattr(schedule, "_cuda_count", lambda: 2)
-    monkeypatch.setattr(schedule.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(launch, "_cuda_count", lambda: 2)
+    monkeypatch.setattr(launch.subprocess, "Popen", FakeProcess)
     opts = schedule.RunOptions(config="c.toml", jobs=5, claim_timeout=1.0)
-    assert schedule.run_jobs(opts, ["--all", "--jobs", "5"], None, None) == 1
+    assert launch.run_jobs(opts, None, None) == 1
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1", "0"]
-    assert [e["DIMINISH_WORKERS_PER_GPU"] for e in envs] == ["3", "2", "3", "2", "3"]  # they split its memory
+    # they split its memory, told on their command line (not through the environment)
+    assert [c[c.index("--gpu-share") + 1] for c in cmds] == ["3", "2", "3", "2", "3"]
+    assert not [k for e in envs for k in e if k.startswith("DIMINISH_")]
     assert [c[c.index("--shard") + 1] for c in cmds] == [f"{i}/5" for i in range(5)]
     assert all("--no-assemble" in c and c[c.index("--jobs") + 1] == "1" for c in cmds)
-    monkeypatch.setattr(schedule, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(launch, "_cuda_count", lambda: 0)
     envs.clear()
-    schedule.run_jobs(schedule.RunOptions(config="c.toml", jobs=2, claim_timeout=1.0), [], None, None)
+    launch.run_jobs(schedule.RunOptions(config="c.toml", jobs=2, claim_timeout=1.0), None, None)
     assert len(envs) == 2  # no GPUs: the workers' GPU visibility is left as it was
     assert {e.get("CUDA_VISIBLE_DEVICES") for e in envs} == {__import__("os").environ.get("CUDA_VISIBLE_DEVICES")}
 

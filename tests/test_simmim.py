@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from diminish.model import ViNy, ViNyConfig
-from diminish.simmim import SimMIM, SimMIMConfig
+from diminish.core.model import ViNy, ViNyConfig
+from diminish.core.simmim import SimMIM, SimMIMConfig
 
 
 @pytest.mark.parametrize("unit", [16, 32])

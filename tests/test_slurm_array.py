@@ -41,7 +41,8 @@ def test_submit_makes_an_array_and_a_dependent_assembly(tmp_path):
                     SBATCH_ARGS="--account=a", TASK_SBATCH_ARGS="--gres=gpu:1")
     assert p.returncode == 0, p.stderr
     array, final = calls
-    assert array[array.index("--array") + 1] == "0-3" and array[array.index("--output") + 1] == "logs/slurm/%x-%A_%a.log"
+    assert array[array.index("--array") + 1] == "0-3"
+    assert array[array.index("--output") + 1] == "logs/slurm/%x-%A_%a.log"
     assert "--account=a" in array and "--gres=gpu:1" in array
     assert array[-5:] == ["task", "4", "c.toml", "--set", "finetune.lr=1e-3"] and array[-6] == str(SCRIPT)
     assert final[final.index("--dependency") + 1] == "afterok:1001"  # the array's id, cluster suffix dropped

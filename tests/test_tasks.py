@@ -1,4 +1,4 @@
-"""The stage kinds' tasks (diminish.tasks) are the one definition the runner, the benchmark and
+"""The stage kinds' tasks (diminish.core.tasks) are the one definition the runner, the benchmark and
 ``python -m diminish.evaluate`` use; the precision switch is one vocabulary."""
 
 from __future__ import annotations
@@ -9,14 +9,17 @@ import torch
 from accelerate import Accelerator
 
 from _runner import make_data, write_config
-from diminish import bench, config, evaluate, fastpath, stages, tasks
+from diminish import config, evaluate
+from diminish.bench import measure, options
 from diminish.config import ExperimentConfig, RuntimeConfig, SimMIMConfig
-from diminish.context import Context
-from diminish.engine import derive_seed
-from diminish.model import Classifier, Segmenter, ViNy, ViNyConfig
-from diminish.plan import build_plan
-from diminish.simmim import SimMIM
-from diminish.store import Store
+from diminish.core import fastpath, tasks
+from diminish.core.model import Classifier, Segmenter, ViNy, ViNyConfig
+from diminish.core.simmim import SimMIM
+from diminish.runner import stages
+from diminish.runner.context import Context, Datasets
+from diminish.runner.plan import build_plan
+from diminish.runner.store import Store
+from diminish.seeds import derive_seed
 
 TINY = ViNyConfig(image_size=32, patch_size=8, dim=16, depth=1, heads=2, dim_head=8, mlp_dim=32)
 CFG = ExperimentConfig(name="tiny", model=TINY, simmim=SimMIMConfig(mask_patch_size=8))
@@ -96,18 +99,18 @@ def test_runner_bench_and_evaluate_take_loss_and_prediction_from_the_same_task(t
     for name in calls:  # on the instance only; undone afterwards
         monkeypatch.setitem(vars(tasks.SEGMENT), name, spy(name))
 
-    ctx = Context(cfg, RuntimeConfig(cache_dir=base / "cache", progress=False), Store(tmp_path / "o"),
-                  Accelerator(cpu=True))
-    stage = build_plan(cfg).finetune[0, False, 8, 0]
-    ctx.store.begin(stage)
-    _, model = stages.run_finetune(ctx, stage)
-    pets = ctx.data("pets")
+    rt, acc = RuntimeConfig(cache_dir=base / "cache", progress=False), Accelerator(cpu=True)
+    ctx = Context(cfg, rt, Store(tmp_path / "o"), acc, Datasets(cfg, rt, acc))
+    plan = build_plan(cfg)
+    stage = plan.finetune[0, False, 8, 0]
+    _, model = stages.run_finetune(ctx, plan, stage)
+    pets = ctx.data.on_device("pets")
     cm, scores = stages.segment_scores(ctx, model, pets, np.arange(len(pets)), 8)
 
     who[0] = "bench"
-    opts = bench.Options.quick(device="cpu", config=CFG, stages=("finetune",), reference=False, data=False,
+    opts = options.Options.quick(device="cpu", config=CFG, stages=("finetune",), reference=False, data=False,
                                matmul_size=64, target_seconds=0.01, tune_allocator=False)
-    assert bench.run(opts, log=lambda m: None)["stages"]["finetune"]["eval_images_per_s"] > 0
+    assert measure.run(opts, log=lambda m: None)["stages"]["finetune"]["eval_images_per_s"] > 0
 
     who[0] = "evaluate"
     path = tmp_path / "model.pt"

@@ -29,7 +29,7 @@ def _import_without_torch(module: str) -> subprocess.CompletedProcess:
 
 
 TORCH_FREE = (
-    "diminish.config", "diminish.plan", "diminish.results", "diminish.data.classes",
+    "diminish.config", "diminish.runner.plan", "diminish.results", "diminish.data.classes",
     "diminish.analysis", "diminish.analysis.__main__", "diminish.report", "diminish.report.numbers",
     "diminish.report.tables", "diminish.report.figures",
 )
@@ -42,7 +42,7 @@ def test_core_imports_without_torch():
 
 def test_the_blocker_blocks():
     """The check above would mean nothing if the blocker let torch through."""
-    proc = _import_without_torch("diminish.model")
+    proc = _import_without_torch("diminish.core.model")
     assert proc.returncode != 0 and "blocked by the test" in proc.stderr
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from _runner import make_data, write_config
-from diminish import run
 from diminish.config import ConfigError, loads
+from diminish.runner import cli as run
 
 
 def test_unknown_tracker_is_refused_at_load():
-    with pytest.raises(ConfigError, match=r"x.toml: .*trackers: unknown tracker 'tensorbord'; did you mean 'tensorboard'"):
+    match = r"x.toml: .*trackers: unknown tracker 'tensorbord'; did you mean 'tensorboard'"
+    with pytest.raises(ConfigError, match=match):
         loads('name = "x"\ntrackers = ["tensorbord"]\n', "x.toml")
     assert loads('name = "x"\ntrackers = ["tensorboard", "wandb"]\n').trackers == ("tensorboard", "wandb")
 

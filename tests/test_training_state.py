@@ -3,20 +3,21 @@ run options that --jobs workers receive on their command line."""
 
 from __future__ import annotations
 
+import functools
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
 from accelerate import Accelerator
 
-from diminish import run
 from diminish.config import StageConfig
-from diminish.digests import file_digest
-from diminish.plan import Stage
-from diminish.schedule import RunOptions
-from diminish.store import Store
-from diminish.training import Checkpointer, TrainState, train
+from diminish.runner import cli as run
+from diminish.runner.checkpoint import Checkpointer, TrainState
+from diminish.runner.digests import file_digest
+from diminish.runner.plan import Stage
+from diminish.runner.schedule import RunOptions
+from diminish.runner.store import Store
+from diminish.runner.training import train
 
 STAGE = Stage("finetune", "a1b2c3d4e5f60718", pretrain=0, seed=0, finetune=8)
 SC = StageConfig(epochs=2, lr=0.1, weight_decay=0.0, gamma=0.5, milestones=(1,), batch_size=4)
@@ -59,11 +60,11 @@ def test_the_checkpointer_finds_nothing_or_refuses_another_stages_file(tmp_path)
         Checkpointer(tmp_path, other).load(_state(0))
 
 
-def _ctx(tmp_path):
-    acc = Accelerator(cpu=True)
-    rt = SimpleNamespace(checkpoint_every=None, compile=False, progress=False)
-    return SimpleNamespace(acc=acc, store=Store(tmp_path / "out"), device=acc.device, is_main=True, rt=rt,
-                           stop=None, sync_every=1, fault=None, trackers=None)
+def _train(store: Store, model, heartbeat):
+    """training.train with its explicit arguments: no context object to fake."""
+    return train(model, STAGE, SC, _loss, _batches, 8, accelerator=Accelerator(cpu=True),
+                 checkpointer=Checkpointer(store.dir(STAGE), STAGE), log=functools.partial(store.log, STAGE),
+                 heartbeat=heartbeat, progress=False)
 
 
 def _batches(epoch: int) -> list:
@@ -76,15 +77,15 @@ def _loss(m, b):
 
 
 def test_train_beats_the_callers_heartbeat_at_each_checkpoint_and_resumes_a_finished_state(tmp_path):
-    ctx = _ctx(tmp_path)
+    store = Store(tmp_path / "out")
     beats = []
-    model, state = train(ctx, STAGE, _state(0).model, SC, _loss, _batches, 8, heartbeat=lambda: beats.append(1))
+    model, state = _train(store, _state(0).model, lambda: beats.append(1))
     assert len(beats) == SC.epochs  # one checkpoint per epoch on a CPU, none in between (30 s)
     assert (state.epoch, state.step, state.count) == (2, 0, 0) and len(state.history) == 2
     again_beats = []
-    _, again = train(ctx, STAGE, _state(5).model, SC, _loss, _batches, 8, heartbeat=lambda: again_beats.append(1))
+    _, again = _train(store, _state(5).model, lambda: again_beats.append(1))
     assert again.history == state.history and again_beats == []  # restored from the last checkpoint: no step
-    events = [json.loads(x)["event"] for x in (ctx.store.dir(STAGE) / "log.jsonl").read_text().splitlines()]
+    events = [json.loads(x)["event"] for x in (store.dir(STAGE) / "log.jsonl").read_text().splitlines()]
     assert events == ["start", "epoch", "epoch", "resume"]
 
 
@@ -112,6 +113,7 @@ def test_every_option_of_the_run_is_one_that_workers_receive():
     """An option added to the command line must be carried by RunOptions.argv (or be one that
     workers never take: the choice between --all, --dry-run and --status)."""
     carried = {"config", "overrides", "out", "cache_dir", "shard", "jobs", "poll", "claim_timeout", "save_models",
-               "no_progress", "deterministic", "compile", "mixed_precision", "checkpoint_every", "no_assemble", "all"}
+               "no_progress", "deterministic", "compile", "mixed_precision", "checkpoint_every", "no_assemble", "all",
+               "resume_command", "gpu_share"}
     assert set(vars(run.parse_args([]))) == carried | {"dry_run", "status"}
     assert RunOptions(config="c.toml").argv()[:3] == ["--config", "c.toml", "--all"]

@@ -124,8 +124,8 @@ def write_config(path: Path, data: Path, seeds: tuple[int, ...] = (0,), epochs: 
 
 
 def child_env(extra: dict | None = None) -> dict:
-    """One CPU thread (bit-identical runs), unbuffered output, no inherited fault spec."""
-    env = {k: v for k, v in os.environ.items() if k != "DIMINISH_FAULT"}
+    """One CPU thread (bit-identical runs), unbuffered output."""
+    env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
     src = str(REPO / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -134,12 +134,14 @@ def child_env(extra: dict | None = None) -> dict:
 
 
 def start(config: Path, out: Path, cache: Path, log: Path, *extra: str, env: dict | None = None,
-          **popen) -> subprocess.Popen:
-    """``python -m diminish.run --all`` in the background; stdout and stderr go to ``log``.
+          fault: str | None = None, **popen) -> subprocess.Popen:
+    """``python -m diminish.run --all`` in the background; stdout and stderr go to ``log``; with
+    ``fault`` (``ACTION@KIND:EPOCH:STEP``) through ``tools/faulty_run.py``, which injects it.
 
     Every epoch ends with a checkpoint (``--checkpoint-every 0``, the CPU default, also on a GPU),
     so kills land in checkpoint writes and restarts resume mid-stage."""
-    cmd = [sys.executable, "-m", "diminish.run", "--all", "--no-progress", "--config", str(config),
+    entry = ["-m", "diminish.run"] if fault is None else [str(REPO / "tools" / "faulty_run.py"), fault]
+    cmd = [sys.executable, *entry, "--all", "--no-progress", "--config", str(config),
            "--out", str(out), "--cache-dir", str(cache), "--checkpoint-every", "0", *extra]
     log.parent.mkdir(parents=True, exist_ok=True)
     fh = open(log, "ab")  # noqa: SIM115 - closed by the child's exit; kept open for the child
@@ -378,7 +380,8 @@ def campaign(work: Path, config: Path, kills: int, seed: int = 0, verbose: bool 
                          "assembly": rng.uniform(0.0, 0.3)}[mode]
                 if _alive_after(p, mode, delay, out / NAME, n_stages):
                     done = finished_stages(out / NAME) >= n_stages
-                    where = "assembling results" if done and holds_root_lock(p.pid, out / NAME) else phase(out / NAME, p.pid)
+                    assembling = done and holds_root_lock(p.pid, out / NAME)
+                    where = "assembling results" if assembling else phase(out / NAME, p.pid)
                     p.send_signal(signal.SIGKILL)
                     p.wait()
                     round_kills += 1

@@ -15,11 +15,11 @@ import time
 import numpy as np
 import torch
 
+from diminish.core.model import Segmenter, ViNy, ViNyConfig
+from diminish.core.simmim import SimMIM, SimMIMConfig
+from diminish.core.transforms import normalize, seg_augment, simmim_augment
 from diminish.data.cache import prepare
 from diminish.data.splits import pretrain_subset
-from diminish.data.transforms import normalize, seg_augment, simmim_augment
-from diminish.model import Segmenter, ViNy, ViNyConfig
-from diminish.simmim import SimMIM, SimMIMConfig
 
 
 def heldout_loss(model: SimMIM, x: torch.Tensor, seed: int = 123) -> float:

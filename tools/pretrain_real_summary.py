@@ -32,8 +32,8 @@ def effects(ds, reading: str) -> None:
     pp = paired_pretrain(d, "miou")
     print(f"\n-- pre-training effect, {reading} (points; P > 0 minus P = 0, paired by seed)")
     for _, r in pp.iterrows():
-        print(f"P={r.pretrain:>5} F={r.finetune:>4} n={r.n}: {r.mean_delta:+6.2f}  95% CI [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}]"
-              f"  p_holm={r.p_holm:.3f}")
+        print(f"P={r.pretrain:>5} F={r.finetune:>4} n={r.n}: {r.mean_delta:+6.2f}  "
+              f"95% CI [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}]  p_holm={r.p_holm:.3f}")
     po = pooled(d, "miou", effects=("pretrain",))
     for _, r in po.iterrows():
         print(f"pooled {r.term}: {r.estimate:+.2f} 95% CI [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}] p={r.p:.3g} "
@@ -50,9 +50,10 @@ def main() -> None:
     print("\n-- mean mIoU (%) over seeds, by P x F (dataset-level, 128 px)")
     m = ds.miou.sel(intermediate=False)
     for p in ds.pretrain.values:
-        row = "  ".join(f"{float(m.sel(pretrain=p, finetune=f).mean()):5.1f}+-{float(m.sel(pretrain=p, finetune=f).std(ddof=1)):.1f}"
-                        for f in ds.finetune.values)
-        print(f"P={p:>5}: {row}   (F = {list(ds.finetune.values)}; n = {int(m.sel(pretrain=p).notnull().sum())})")
+        cells = [m.sel(pretrain=p, finetune=f) for f in ds.finetune.values]
+        row = "  ".join(f"{float(c.mean()):5.1f}+-{float(c.std(ddof=1)):.1f}" for c in cells)
+        n = int(m.sel(pretrain=p).notnull().sum())
+        print(f"P={p:>5}: {row}   (F = {list(ds.finetune.values)}; n = {n})")
     if "pretrain_loss_curve" in ds:
         print("\n-- SimMIM training loss per epoch")
         for p in ds.pretrain.values:

@@ -37,6 +37,16 @@ def hidden_alias(parser: argparse.ArgumentParser, old: str, dest: str, **kw) -> 
     parser.add_argument(old, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
 
 
+def launcher_rank() -> int:
+    """The rank a multi-process launcher (``accelerate launch``, ``torchrun``, and SLURM through
+    them) gave this process, from the ``RANK`` variable every launcher sets; 0 without one. Only for
+    what is said once per run before Accelerate starts; the run itself asks Accelerate."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def launcher_note(code: int, what: str, prog: str = "diminish.run") -> None:
     """Under ``accelerate launch`` or ``torchrun`` the launcher prints its own traceback for any non-zero
     exit status; say that the error above is the whole story, and give torchrun's summary our message."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import math
 import re
 import tomllib
@@ -20,6 +18,8 @@ import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+
+from .seeds import stable_hash
 
 
 @dataclass(frozen=True)
@@ -260,19 +260,6 @@ def _check_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name or len(name) > 128:
         raise ConfigError(f"name must be one plain folder name (letters, digits and _ - . + = ,; no '/', "
                           f"'..' or leading '.'), since results go to <out>/<name>; got {name!r}")
-
-
-def stable_hash(obj: Any, length: int = 16) -> str:
-    text = json.dumps(obj, sort_keys=True, default=_json_default, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 # -- loading --------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ from collections.abc import Callable
 
 
 def guard(main: Callable[[list[str] | None], int], argv: list[str] | None = None,
-          errors: tuple[type[BaseException], ...] = (ValueError, OSError), status: int = 2) -> int:
-    """``main(argv)``, with ``errors`` reported in one line (exit ``status``) and a closed pipe quiet."""
+          errors: tuple[type[BaseException], ...] = (ValueError, OSError), status: int = 2,
+          hint: str | None = None, text_exits: bool = False) -> int:
+    """``main(argv)``, with ``errors`` reported in one line (exit ``status``; ``hint`` on a second
+    line) and a closed pipe quiet. ``text_exits``: a ``SystemExit`` carrying a message (a check
+    made before any work) is reported the same way."""
     try:
         code = main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -19,8 +22,15 @@ def guard(main: Callable[[list[str] | None], int], argv: list[str] | None = None
     except BrokenPipeError:
         quiet_stdout()
         return 0
+    except SystemExit as e:
+        if not (text_exits and isinstance(e.code, str)):
+            raise
+        print(f"error: {e.code}", file=sys.stderr)
+        return status
     except errors as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
+        if hint:
+            print(hint, file=sys.stderr)
         return status
 
 

@@ -18,9 +18,17 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .clihelp import HelpFormatter, examples
 from .config import PRECISIONS
 from .console import guard
+from .core import fastpath
+from .core.batches import DeviceData
+from .core.loop import SingleProcess
+from .core.metrics import scores_from_confusion
+from .core.tasks import SEGMENT, load_model
+from .data.cache import prepare
 from .data.classes import TRIMAP_CLASSES
 
 
@@ -29,17 +37,7 @@ def score(checkpoint: str | Path, pets_root: str | Path, cache_dir: str | Path =
           mixed_precision: str = "no") -> dict:
     """Scores (percent) of the model in ``checkpoint`` on every image of ``pets_root``: the
     segmentation task's prediction and confusion matrix, exactly as the runner's test scores
-    (:meth:`diminish.tasks.Task.confusion`), in one process."""
-    # torch loads here, not at import: --help and argument errors answer without it
-    import numpy as np
-
-    from . import fastpath
-    from .context import DeviceData
-    from .data.cache import prepare
-    from .engine import SingleProcess
-    from .metrics import scores_from_confusion
-    from .tasks import SEGMENT, load_model
-
+    (:meth:`diminish.core.tasks.Task.confusion`), in one process."""
     model, blob = load_model(Path(checkpoint))
     if blob["task"] != SEGMENT.name:
         raise SystemExit(f"{checkpoint}: a {blob['task']} model, not a segmentation model")
@@ -64,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--pets-root data/synth/oxford-iiit-pet",
                         "python -m diminish.evaluate MODEL.pt --pets-root data/oxford-iiit-pet --json"))
     p.add_argument("checkpoint", help="a model file written by --save-models (OUT/<name>/models/*.pt)")
-    p.add_argument("--pets-root", required=True, help="folder in the Oxford-IIIT Pet layout (images/, annotations/trimaps/)")
+    p.add_argument("--pets-root", required=True,
+                   help="folder in the Oxford-IIIT Pet layout (images/, annotations/trimaps/)")
     p.add_argument("--cache-dir", default="cache", help="where the decoded images are cached (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")

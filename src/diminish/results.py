@@ -134,17 +134,19 @@ def empty_results(
     return xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
 
 
-def describe(ds: xr.Dataset) -> xr.Dataset:
-    """A copy with ``long_name``, ``units`` and ``description`` from :data:`SCHEMA` on every variable
-    and coordinate, CF flags on ``intermediate`` (stored as int8) and ``Conventions``."""
+def describe(ds: xr.Dataset, extra: Mapping[str, tuple[str, str, str]] | None = None) -> xr.Dataset:
+    """A copy with ``long_name``, ``units`` and ``description`` from :data:`SCHEMA` (and ``extra``:
+    the variables of a registered stage kind) on every variable and coordinate, CF flags on
+    ``intermediate`` (stored as int8) and ``Conventions``."""
+    schema = {**SCHEMA, **(extra or {})}
     out = ds.copy()
     out = out.assign_coords(intermediate=out["intermediate"].astype(np.int8))
-    missing = [str(n) for n in list(out.variables) if n not in SCHEMA]
+    missing = [str(n) for n in list(out.variables) if n not in schema]
     if missing:
         raise ValueError(f"results.py SCHEMA has no entry for {missing}: add long_name, units and "
                          "description there before writing these to results.nc")
     for name in out.variables:
-        long_name, units, description = SCHEMA[str(name)]
+        long_name, units, description = schema[str(name)]
         out[name].attrs.update(long_name=long_name, units=units, description=description)
     out["intermediate"].attrs.update(flag_values=np.array([0, 1], dtype=np.int8),
                                      flag_meanings=INTERMEDIATE_FLAGS)
@@ -174,11 +176,12 @@ def _add_curves(ds: xr.Dataset, records: Mapping[str, list]) -> None:
             ds[var].loc[where] = row
 
 
-def write_results(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write atomically (temporary file in the same folder, then rename)."""
+def write_results(ds: xr.Dataset, path: str | Path, extra: Mapping[str, tuple[str, str, str]] | None = None) -> Path:
+    """Write atomically (temporary file in the same folder, then rename); ``extra`` describes
+    variables beyond :data:`SCHEMA` (:func:`describe`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = describe(ds)
+    out = describe(ds, extra)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".nc", dir=path.parent)
     os.close(fd)
     try:

@@ -10,9 +10,23 @@ import numpy as np
 import pandas as pd
 
 from ..clihelp import HelpFormatter, examples
-from .common import DEFAULT_RESULTS, METRICS, default_results, load, write_csv
-from .compare import DEFAULT_TOLERANCE
-from .curves import FAMILIES, MAX_DELTA_AICC, MAX_PLATEAU_WIDTH, N_BOOT
+from .claims import claims
+from .common import DEFAULT_RESULTS, METRICS, default_results, load, missing, write_csv
+from .compare import DEFAULT_TOLERANCE, compare_paper, headline_both
+from .curves import (
+    FAMILIES,
+    MAX_DELTA_AICC,
+    MAX_PLATEAU_WIDTH,
+    N_BOOT,
+    curves_to_netcdf,
+    fit_curves_detailed,
+)
+from .headline import headline
+from .paired import paired_intermediate, paired_pretrain, pooled
+from .plots import plot_fits
+from .reference import load_reference
+from .report import report
+from .transfer import transfer
 
 EPILOG = ("Metrics are in percent (0-100). Outputs are described in analysis/README.md.\n\n"
           + examples("python -m diminish.analysis fit-curves --plot curves.png",
@@ -72,7 +86,6 @@ def _load(args):
 
 def _warn_missing(ds, show: int = 10) -> None:
     """Name the (cell, seed) entries that are NaN: they are left out of every statistic, never silently."""
-    from .common import missing
 
     miss = missing(ds)
     if len(miss):
@@ -84,7 +97,6 @@ def _warn_missing(ds, show: int = 10) -> None:
 
 
 def cmd_fit_curves(args) -> int:
-    from .curves import fit_curves_detailed
 
     ds = _load(args)
     fams = tuple(args.family) if args.family else tuple(FAMILIES)
@@ -97,13 +109,11 @@ def cmd_fit_curves(args) -> int:
              "f95", "gain_1000", "gain_2000", "gain_4000", "best", "reason"],
          f"curve fits of {args.metric} over fine-tune size F (gains: pp per doubling of F)")
     if args.out:
-        from .curves import curves_to_netcdf
 
         write_csv(table, Path(args.out) / "fits.csv")
         curves_to_netcdf(curves, Path(args.out) / "curves.nc")
         print(f"wrote {args.out}/fits.csv and curves.nc")
     if args.plot:
-        from .plots import plot_fits
 
         p = plot_fits(ds, table, curves, args.metric, args.plot, family=args.plot_family)
         print(f"wrote {p}")
@@ -112,7 +122,6 @@ def cmd_fit_curves(args) -> int:
 
 
 def cmd_paired(args) -> int:
-    from .paired import paired_intermediate, paired_pretrain, pooled
 
     ds = _load(args)
     pi, pp, po = paired_intermediate(ds, args.metric), paired_pretrain(ds, args.metric), pooled(ds, args.metric)
@@ -135,8 +144,6 @@ def cmd_paired(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from .claims import claims
-    from .headline import headline
 
     ds = _load(args)
     v = claims(ds, args.metric, n_boot=args.n_boot, seed=args.seed, **_fit_kw(args))
@@ -154,7 +161,6 @@ def cmd_claims(args) -> int:
 
 
 def cmd_transfer(args) -> int:
-    from .transfer import transfer
 
     ds = _load(args)
     t, tf = transfer(ds, args.metric, family=args.family, n_boot=0, seed=args.seed)
@@ -171,10 +177,6 @@ def cmd_transfer(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .claims import claims
-    from .compare import compare_paper, headline_both
-    from .headline import headline
-    from .reference import load_reference
 
     ds = _load(args)
     ref = load_reference(spread=args.paper_spread)
@@ -197,7 +199,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import report
 
     src = "paper" if args.reference else args.results
     info = report(src, args.out, metric=args.metric, n_boot=args.n_boot, seed=args.seed, tolerance=args.tolerance,

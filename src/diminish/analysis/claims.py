@@ -66,7 +66,10 @@ from .contrasts import (  # noqa: F401  (contrast, gain_slope_weights re-exporte
     per_image_drop,
     pools,
 )
+from .curves import fit_curves
+from .paired import paired_intermediate, paired_pretrain
 from .plateaus import condition_plateau
+from .pooled import effect_by_f, pooled
 
 VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail",
                 "kind", "rule", "n_seeds"]
@@ -182,9 +185,6 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
            pooled_df: pd.DataFrame | None = None, by_f: pd.DataFrame | None = None, n_boot: int = 200,
            seed: int = 0, **fit_kw) -> pd.DataFrame:
     """verdicts.csv rows for one metric (computes the inputs it is not given)."""
-    from .curves import fit_curves
-    from .paired import paired_intermediate, paired_pretrain
-    from .pooled import effect_by_f, pooled
 
     check_metric(ds, metric)
     notes = Notes()

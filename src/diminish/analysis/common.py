@@ -12,7 +12,6 @@ Every analysis function accepts both and says in its output which statistics it 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..results import read_results
 from .reference import load_reference
 
 METRICS = ("miou", "accuracy")
@@ -46,7 +46,6 @@ def load(source: str | Path | xr.Dataset, spread: str = "sd", n_paper: int = 3) 
     elif str(source) == "paper":
         return load_reference(spread=spread, n=n_paper)
     else:
-        from ..results import read_results
 
         ds = read_results(source)
         ds.attrs.setdefault("source", str(source))
@@ -171,12 +170,6 @@ def conditions(ds: xr.Dataset, metric: str) -> list[tuple[int, bool]]:
             if any(cell_stats(ds, metric, P, I, F)[2] > 0 for F in ds.finetune.values):
                 out.append((int(P), bool(I)))
     return out
-
-
-def stable_seed(*parts) -> int:
-    """A 32-bit integer derived from the parts' text (independent of PYTHONHASHSEED and order)."""
-    h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(h[:4], "little")
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:

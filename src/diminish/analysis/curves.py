@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..seeds import stable_seed
 from .common import (
     Notes,
     attach,
@@ -51,7 +52,6 @@ from .common import (
     conditions,
     is_summary,
     seed_values,
-    stable_seed,
 )
 from .families import (
     A_MAX,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from .common import cell_stats, is_summary, seed_values
 
@@ -17,16 +20,12 @@ def plot_fits(ds: xr.Dataset, table: pd.DataFrame, curves: xr.Dataset, metric: s
     """One panel per intermediate setting; per pre-training size the cell means +- SD (and the seeds),
     the chosen family's curve (the condition's best by default) and its 95% bootstrap band over the
     measured F range; legends outside the axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Is = [bool(i) for i in ds.intermediate.values]
-    fig, axes = plt.subplots(1, len(Is), figsize=(5.2 * len(Is), 4.2), sharey=True, squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(5.2 * len(Is), 4.2))  # no pyplot: no backend is chosen or needed
+    axes = fig.subplots(1, len(Is), sharey=True, squeeze=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     cv = curves.sel(metric=metric)
     for ax, I in zip(axes[0], Is):
         for k, P in enumerate(int(p) for p in ds.pretrain.values):
@@ -59,7 +58,7 @@ def plot_fits(ds: xr.Dataset, table: pd.DataFrame, curves: xr.Dataset, metric: s
         ax.set_xscale("log")
         ticks = [float(f) for f in ds.finetune.values]
         ax.set_xticks(ticks, [f"{f:g}" for f in ticks])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("fine-tune images F")
         ax.set_title(f"intermediate fine-tuning: {'yes' if I else 'no'}")
         ax.grid(alpha=0.3, which="both")
@@ -69,5 +68,4 @@ def plot_fits(ds: xr.Dataset, table: pd.DataFrame, curves: xr.Dataset, metric: s
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
     return path

@@ -26,6 +26,7 @@ from .curves import (
 from .headline import headline
 from .paired import DZ_MIN_N, PERM_ALPHA, paired_intermediate, paired_pretrain
 from .plateaus import plateaus
+from .plots import plot_fits
 from .pooled import effect_by_f, pooled
 from .reference import load_reference
 from .transfer import transfer
@@ -112,7 +113,6 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
     write_csv(miss, out_dir / "missing.csv")
     figures = []
     if plot:
-        from .plots import plot_fits
 
         for m in metrics:
             p = plot_fits(ds, res["fits"][res["fits"].metric == m], res["curves"], m, out_dir / f"curves_{m}.png")

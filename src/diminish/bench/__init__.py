@@ -16,8 +16,8 @@ One concern per module:
 
 * ``options.py``  the stages and :class:`Options` of one benchmark run
 * ``flops.py``    exact matrix-multiply FLOPs per image (the formula is in its docstring)
-* ``steps.py``    the timed calls: a task's (:mod:`diminish.tasks`) training steps through the
-                  runner's loop (:func:`diminish.engine.train_one_epoch`) on a synthetic batch,
+* ``steps.py``    the timed calls: a task's (:mod:`diminish.core.tasks`) training steps through the
+                  runner's loop (:func:`diminish.core.loop.train_one_epoch`) on a synthetic batch,
                   its prediction, the optimiser choice
 * ``timing.py``   :class:`Job` (one timed row), :class:`MemoryProbe`, device description
 * ``measure.py``  :func:`run`: builds the rows, times them in rounds, collects the JSON result
@@ -29,22 +29,7 @@ One concern per module:
 * ``cli.py``      argument parsing and :func:`main` (``__main__.py`` calls it)
 
 Measured numbers and how to read them: ``benchmarks/README.md``.
+
+The package imports none of its modules (``from diminish.bench import cli`` etc.), so that its
+command line sets OpenMP's wait policy (:func:`diminish.host.quiet_openmp`) before torch loads.
 """
-
-from __future__ import annotations
-
-from .cli import main
-from .flops import flops_per_image
-from .grid import INTEL_TEST, INTEL_TRAIN, grid_workload, project_grid
-from .many import _run_workers, _worker, many_processes
-from .measure import run
-from .options import STAGES, TASKS, Options
-from .steps import eval_step_fn, stage_config, task_of, train_step_fn
-from .table import format_table
-from .timing import Job, MemoryProbe, device_info
-
-__all__ = [
-    "INTEL_TEST", "INTEL_TRAIN", "STAGES", "TASKS", "Job", "MemoryProbe", "Options", "_run_workers",
-    "_worker", "device_info", "eval_step_fn", "flops_per_image", "format_table", "grid_workload", "main",
-    "many_processes", "project_grid", "run", "stage_config", "task_of", "train_step_fn",
-]

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import fastpath
-from ..engine import SingleProcess
-from ..tasks import CLASSIFY
+from ..core import fastpath
+from ..core.loop import SingleProcess
+from ..core.tasks import CLASSIFY
 from .steps import stage_config, stage_optimizer, steps_per_call, task_of, train_step_fn
 from .timing import Job
 

@@ -25,7 +25,7 @@ segmentation forward 742,416,384 and a training image-step 2,227,249,152 (about 
 
 from __future__ import annotations
 
-from ..model import ViNyConfig
+from ..core.model import ViNyConfig
 
 
 def flops_per_image(cfg: ViNyConfig, task: str, num_classes: int = 6, cls_token: bool = True) -> dict:

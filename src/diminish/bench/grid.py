@@ -9,9 +9,9 @@ costs (building models, reading caches, compiling) are not included.
 from __future__ import annotations
 
 from ..config import ExperimentConfig
-from ..plan import INTEL_TEST_IMAGES as INTEL_TEST
-from ..plan import INTEL_TRAIN_IMAGES as INTEL_TRAIN
-from ..plan import build_plan, grid_cost
+from ..runner.plan import INTEL_TEST_IMAGES as INTEL_TEST
+from ..runner.plan import INTEL_TRAIN_IMAGES as INTEL_TRAIN
+from ..runner.plan import build_plan, grid_cost
 
 
 def grid_workload(cfg: ExperimentConfig, intel_train: int = INTEL_TRAIN, intel_test: int = INTEL_TEST) -> dict:

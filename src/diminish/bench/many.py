@@ -28,11 +28,11 @@ from dataclasses import asdict, replace
 
 import torch
 
-from .. import fastpath
 from ..config import ExperimentConfig
-from ..engine import SingleProcess
-from ..model import ViNyConfig
-from ..tasks import SEGMENT
+from ..core import fastpath
+from ..core.loop import SingleProcess
+from ..core.model import ViNyConfig
+from ..core.tasks import SEGMENT
 from .options import Options
 from .steps import stage_optimizer, steps_per_call, train_step_fn
 from .timing import Job

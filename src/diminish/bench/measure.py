@@ -21,8 +21,8 @@ from dataclasses import asdict
 
 import torch
 
-from .. import fastpath
-from ..engine import SingleProcess
+from ..core import fastpath
+from ..core.loop import SingleProcess
 from . import extras, many, shared
 from .flops import flops_per_image
 from .grid import project_grid

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .. import engine, fastpath
 from ..config import ExperimentConfig
-from ..tasks import BY_KIND, Task
+from ..core import fastpath, loop
+from ..core.tasks import BY_KIND, Task
 from .options import Options
 
 
@@ -60,7 +60,7 @@ class Repeated(Sequence):
 
 def steps_per_call(device: torch.device) -> int:
     """Training steps in one call of a row: one loss check's worth (see the module docstring)."""
-    return engine.default_sync_every(device)
+    return loop.default_sync_every(device)
 
 
 def train_step_fn(loss: Callable, model, opt, batch, accelerator, grad_clip: float = 0.0,
@@ -75,7 +75,7 @@ def train_step_fn(loss: Callable, model, opt, batch, accelerator, grad_clip: flo
             return loss(m, b)
 
     def step() -> None:
-        engine.train_one_epoch(model, opt, loss_fn, source, accelerator=accelerator, kind="bench", epoch=0,
+        loop.train_one_epoch(model, opt, loss_fn, source, accelerator=accelerator, kind="bench", epoch=0,
                                where=name, grad_clip=grad_clip, sync_every=len(source))
 
     return step

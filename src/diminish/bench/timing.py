@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from .. import fastpath
+from ..core import fastpath
+from ..host import usable_cores
 
 
 @dataclass
@@ -123,7 +124,7 @@ class MemoryProbe:
 
 def device_info(device: torch.device) -> dict:
     info = {"type": device.type, "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "cpu": _cpu_name(), "cpus": fastpath.cpu_threads()}
+            "threads": torch.get_num_threads(), "cpu": _cpu_name(), "cpus": usable_cores()}
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         info.update({"gpu": p.name, "gpu_memory_gib": round(p.total_memory / 2**30, 1),

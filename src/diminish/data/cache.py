@@ -51,7 +51,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..host import usable_cores
 from ..locks import locked
+from ..seeds import stable_hash
 from . import readers
 from .readers import DataError, Item, list_dataset
 
@@ -150,11 +152,11 @@ def prepare(
     listing = list_dataset(dataset, root, split, skip_bad=skip_bad)
     items = _apply_limit(listing.items, limit, listing.root)
     sources = [_stat(p, listing.root) for it in items for p in it.sources()]
-    fingerprint = _hash({"settings": settings, "sources": sources, "skipped": listing.skipped})
+    fingerprint = stable_hash({"settings": settings, "sources": sources, "skipped": listing.skipped})
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / f"{dataset}-{split}-{_hash(settings)[:12]}"
+    target = cache_dir / f"{dataset}-{split}-{stable_hash(settings, 12)}"
     with locked(cache_dir / f".{target.name}.lock"):
         existing, problem = _try_open(target)
         if existing is not None and existing.manifest.get("fingerprint") == fingerprint:
@@ -266,7 +268,7 @@ def _decode_all(items: list[Item], size: int, workers: int | None, progress: boo
                 settings: dict) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, dict[int, str]]]:
     """Decode ``items`` in chunks, in this process or a pool; yields (start, images, masks, errors)."""
     chunks = [(i, items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
-    workers = min(workers or _usable_cores(), len(chunks))
+    workers = min(workers or usable_cores(), len(chunks))
 
     def new_bar():  # created after the workers are forked: no tqdm monitor thread gets copied
         return tqdm(total=len(items), desc=f"prepare {settings['dataset']}/{settings['split']}",
@@ -325,17 +327,6 @@ def _rel(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _compact(path: Path, arr: np.memmap, keep: list[int]) -> np.memmap:

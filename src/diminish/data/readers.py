@@ -19,7 +19,8 @@ Choices the paper leaves open (ours, documented here)
 * **Pet pool**: every image in ``images/`` that has a trimap, sorted by file name, whatever the
   official ``trainval.txt``/``test.txt`` lists say (the paper draws 6000 + 1000 examples, more than
   either list holds). Images that appear in neither list are in the pool too (the small real
-  subset in ``shared/realdata`` has 400 images but 398 list entries). An image without a trimap is an error (``skip_bad`` skips it); a trimap
+  subset in ``shared/realdata`` has 400 images but 398 list entries). An image without a trimap is an error
+  (``skip_bad`` skips it); a trimap
   without an image is ignored.
 * **Intel class order**: :data:`INTEL_CLASSES` (alphabetical, the Kaggle folder names); label =
   position in that tuple. Items are sorted by (class, file name).

@@ -25,16 +25,10 @@ What the paper fixes, and what we chose where it does not:
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 
-
-def subset_seed(stream: str, seed: int) -> int:
-    """A 63-bit generator seed for (stream, seed), stable across machines and versions."""
-    digest = hashlib.sha256(f"diminish/{stream}/{int(seed)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+from ..seeds import subset_seed
 
 
 def _perm(n: int, seed: int) -> np.ndarray:

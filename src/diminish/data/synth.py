@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import colorsys
 import multiprocessing as mp
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..host import usable_cores
 from .readers import INTEL_CLASSES
 
 DEFAULT_SIZES = {"pets": 600, "intel": 100, "intel_test": 20, "imagenet": 800}
@@ -323,7 +323,7 @@ def _imagenet_job(seed: int, i: int, folder: Path) -> None:
 
 
 def _run(jobs: list[tuple[Callable, tuple]], workers: int | None) -> list:
-    workers = workers if workers is not None else min(len(os.sched_getaffinity(0)), 8)
+    workers = workers if workers is not None else min(usable_cores(), 8)
     if workers <= 1 or len(jobs) < 64:
         return [fn(*args) for fn, args in jobs]
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:

@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..clihelp import HelpFormatter, examples, hidden_alias
 from ..console import guard, one_line
+from .build import build_all
+from .figures import module
+from .figures._common import save
+from .inputs import ReportInputError, load_inputs
+from .numbers import read_numbers, write_numbers
+from .render import write_paper
+from .tables import write_tables
 
 
 def _inputs(args):
-    from .inputs import load_inputs
 
     return load_inputs(args.results, args.analysis, args.examples)
 
@@ -69,34 +76,25 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, target, None) is None:
         parsers[args.cmd].error(f"the following arguments are required: --{target.replace('_', '-')}")
 
-    from .inputs import ReportInputError
 
     try:
         inp = _inputs(args)
         if args.cmd == "numbers":
-            from .numbers import write_numbers
 
             print(write_numbers(inp, args.out_file))
         elif args.cmd == "tables":
-            from .tables import write_tables
 
             for p in write_tables(inp, args.out):
                 print(p)
         elif args.cmd == "figure":
-            from .figures import module
-            from .figures._common import save
 
             print(save(module(args.name).draw(inp), args.out_file))
         elif args.cmd == "tex":
-            from pathlib import Path
 
-            from .numbers import read_numbers
-            from .render import write_paper
 
             numbers = read_numbers(args.numbers or Path(args.out_file).with_name("numbers.json"), inp)
             print(write_paper(inp, args.out_file, numbers))
         elif args.cmd == "all":
-            from .build import build_all
 
             print(build_all(inp, args.out))
     except BrokenPipeError:  # output closed early: console.guard ends quietly

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .figures import FIGURES, module
+from .figures._common import save
+from .numbers import json_path, read_numbers, write_numbers
+from .render import write_paper
+from .tables import write_tables
+
 
 def build_all(inp, out_dir: str | Path) -> Path:
     """numbers.tex (+ numbers.json), tables/*.tex, figures/*.pdf and paper.tex in ``out_dir``, by the
     same functions as the make steps: the numbers are computed once, and paper.tex reads them back
     from numbers.json as ``python -m diminish.report tex`` does. Returns paper.tex."""
-    from .figures import FIGURES, module
-    from .figures._common import save
-    from .numbers import json_path, read_numbers, write_numbers
-    from .render import write_paper
-    from .tables import write_tables
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

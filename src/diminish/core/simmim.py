@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import SimMIMConfig, ViNyConfig
+from ..config import SimMIMConfig, ViNyConfig
 from .model import ViNy, patchify
 
 

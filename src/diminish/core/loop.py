@@ -1,52 +1,50 @@
-"""Training and evaluation loops for one model and one batch source; nothing here knows the grid.
+"""The training step and the evaluation pass, for one model and one batch source; nothing here knows
+the grid, the files or the processes beyond the accelerator.
+
+What one fine-tuning step computes reads in four files: this loop (:func:`train_one_epoch`: the
+loss, the backward pass, the optimiser step, the loss checks), the batches
+(:mod:`diminish.core.batches`: order, indexing, transfer, the per-step generator), the task
+(:mod:`diminish.core.tasks`: augmentation, loss and prediction of each stage kind) and the model
+(:mod:`diminish.core.model`). Precision: the runner's forward runs under Accelerate's autocast
+(``accelerator.prepare`` wraps it); evaluation here under :func:`diminish.core.fastpath.autocast`,
+the same context.
 
 A *batch source* is any sequence: ``len(batches)`` steps, ``batches[step]`` returns that step's
 batch already on the device (indexing, augmentation and transfer happen inside the source).
 A *loss function* maps ``(model, batch)`` to ``(loss, n_images)``, a *predict function*
-``(model, batch)`` to ``(pred, target)``; each stage kind's are :mod:`diminish.tasks`'s.
+``(model, batch)`` to ``(pred, target)``; each stage kind's are :mod:`diminish.core.tasks`'s.
 The *accelerator* is Accelerate's ``Accelerator`` in the runner, or :class:`SingleProcess` (one
 process, no Accelerate) in the benchmark and ``python -m diminish.evaluate``.
 
 Reproducibility contract (what makes an interrupted run resume bit-identically on CPU):
 * the data order of an epoch is a pure function of the stage's seed parts and the epoch
-  (:func:`epoch_order`; the runner's parts are e.g. ``(seed, "finetune", F)``),
+  (:func:`diminish.core.batches.epoch_order`; the runner's parts are e.g. ``(seed, "finetune", F)``),
 * the randomness of a step (augmentation, SimMIM masks) comes from a generator re-seeded from
-  ``(*parts, epoch, rank, step)`` by the source (:func:`derive_seed`), never from global state,
+  ``(*parts, epoch, rank, step)`` by the source (:func:`diminish.seeds.derive_seed`), never from global state,
 * so a run can restart at any step boundary given the model, optimiser and scheduler states.
 
 Signals: :class:`StopRequest` turns SIGINT/SIGTERM into a flag; the loop finishes the current step
 and returns ``interrupted=True`` so the caller can save and exit. A non-finite loss raises
 :class:`NonFiniteLossError` naming the stage, epoch and step.
 
-``DIMINISH_FAULT`` (tests only) injects a fault at a chosen step: ``ACTION@KIND:EPOCH:STEP`` with
-ACTION one of ``kill`` (SIGKILL this process), ``term`` (SIGTERM this process) or ``nan`` (the loss
-becomes NaN). It fires at most once per process, in the first stage of that kind to reach the step.
+A *step hook* ``step_hook(kind, epoch, step, loss) -> loss`` sees every step's loss before the
+backward pass and returns the loss to use; the runner passes none, the fault-injection harness
+(``tools/fault_injection.py``) one that kills, terminates or poisons a chosen step.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from ..errors import NonFiniteLossError, NonFiniteWeightsError
 from . import fastpath
 from .metrics import ConfusionMatrix
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message names stage, epoch and step."""
-
-
-class NonFiniteWeightsError(NonFiniteLossError):
-    """A parameter is NaN or infinite after the last step although every loss was finite."""
 
 
 def check_finite_weights(model: torch.nn.Module, where: str, advice: str, loss_fn=None, batch=None) -> None:
@@ -66,35 +64,6 @@ def check_finite_weights(model: torch.nn.Module, where: str, advice: str, loss_f
     if problem is not None:
         raise NonFiniteWeightsError(f"non-finite weights in {where} after its last step ({problem}); "
                                     f"nothing was evaluated or saved: {advice}")
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed that is a stable function of ``parts`` (strings, numbers, bools)."""
-    digest = hashlib.sha256(json.dumps(parts, default=str).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``."""
-    g = torch.Generator().manual_seed(derive_seed(seed, "order", epoch))
-    return torch.randperm(n, generator=g).numpy()
-
-
-def split_batches(order: np.ndarray, batch_size: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
-    """Cut an epoch's order into global batches (the last may be smaller) and keep this process's part.
-
-    Every process gets the same number of steps; a global batch smaller than the number of
-    processes is padded by repetition so that no process is left without data.
-    """
-    out = []
-    for start in range(0, len(order), batch_size):
-        b = np.asarray(order[start : start + batch_size])
-        if world > 1:
-            if len(b) < world:
-                b = np.resize(b, world)
-            b = np.array_split(b, world)[rank]
-        out.append(b)
-    return out
 
 
 class StopRequest:
@@ -133,39 +102,6 @@ class StopRequest:
         return 128 + (self.signum or signal.SIGINT)
 
 
-class Fault:
-    """Test-only fault injection from ``DIMINISH_FAULT`` (see the module docstring)."""
-
-    def __init__(self, spec: str | None) -> None:
-        self.action = self.kind = None
-        self.epoch = self.step = -1
-        if spec:
-            try:
-                self.action, rest = spec.split("@")
-                self.kind, epoch, step = rest.split(":")
-                self.epoch, self.step = int(epoch), int(step)
-            except ValueError:
-                raise ValueError(f"DIMINISH_FAULT={spec!r}: expected ACTION@KIND:EPOCH:STEP") from None
-            if self.action not in ("kill", "term", "nan"):
-                raise ValueError(f"DIMINISH_FAULT={spec!r}: action must be kill, term or nan")
-
-    @classmethod
-    def from_env(cls) -> Fault:
-        return cls(os.environ.get("DIMINISH_FAULT"))
-
-    def apply(self, kind: str, epoch: int, step: int, loss: torch.Tensor) -> torch.Tensor:
-        if self.action is None or (kind, epoch, step) != (self.kind, self.epoch, self.step):
-            return loss
-        action, self.action = self.action, None  # once per process
-        if action == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        elif action == "term":
-            os.kill(os.getpid(), signal.SIGTERM)
-        elif action == "nan":
-            return loss * float("nan")
-        return loss
-
-
 @dataclass
 class EpochResult:
     loss_sum: float  # sum over this process's images of the per-batch mean loss times batch size
@@ -192,7 +128,7 @@ def train_one_epoch(
     stop: StopRequest | None = None,
     sync_every: int = 1,
     on_sync: Callable[[int, float, float], None] | None = None,
-    fault: Fault | None = None,
+    step_hook: Callable[[str, int, int, torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochResult:
     """Run steps ``start_step .. len(batches)-1`` of one epoch.
 
@@ -230,8 +166,8 @@ def train_one_epoch(
     for step in range(start_step, len(batches)):
         batch = batches[step]
         loss, n = loss_fn(model, batch)
-        if fault is not None:
-            loss = fault.apply(kind, epoch, step, loss)
+        if step_hook is not None:
+            loss = step_hook(kind, epoch, step, loss)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         if grad_clip > 0:

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.readers import pets_root, read_trimap
-from .data.transforms import normalize
+from ..data.readers import pets_root, read_trimap
 from .metrics import mean_iou
+from .transforms import normalize
 
 
 def image_confusions(pred: torch.Tensor, target: torch.Tensor, k: int = 3) -> torch.Tensor:

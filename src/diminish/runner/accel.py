@@ -11,18 +11,16 @@ import importlib.util
 import os
 import sys
 
-from .config import TRACKER_MODULES, RuntimeConfig
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
+
+from ..config import TRACKER_MODULES, RuntimeConfig
 from .plan import Stage
 from .store import Store
 
 
 def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
-    # torch and accelerate (seconds to import) load only when a run trains: diminish.run imports this
-    # module, and its --help, --dry-run and --status need neither
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
     kw = {"mixed_precision": rt.mixed_precision} if rt.mixed_precision else {}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         kw["cpu"] = True  # several processes on CPUs (torchrun/accelerate launch): DDP over gloo
@@ -36,7 +34,8 @@ def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
 
 def _tracker_available(name: str) -> bool:
     module = TRACKER_MODULES.get(name, name)
-    if importlib.util.find_spec(module) is None and not (name == "tensorboard" and importlib.util.find_spec("tensorboardX")):
+    x_instead = name == "tensorboard" and importlib.util.find_spec("tensorboardX")
+    if importlib.util.find_spec(module) is None and not x_instead:
         print(f"tracker {name!r} is not installed; skipping it", file=sys.stderr)
         return False
     return True

@@ -13,9 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__
-from .config import RuntimeConfig
-from .plan import KINDS, Plan, units_of
+import accelerate
+import torch
+
+from .. import __version__, results
+from ..config import RuntimeConfig
+from .kinds import KINDS
+from .plan import Plan, units_of
 from .store import Store, root_lock
 
 
@@ -41,9 +45,9 @@ def tidy(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float) -> N
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             tmp.unlink()
     for unit in units_of(plan):
-        if store.is_done(unit) and store.claim_state(unit, claim_timeout) == "stale":
+        if store.is_done(unit) and store.claims.state(unit, claim_timeout) == "stale":
             with contextlib.suppress(FileNotFoundError):
-                store.claim_path(unit).unlink()
+                store.claims.path(unit).unlink()
     if not rt.save_models:
         for unit in plan.stages("evaluate"):
             if store.is_done(unit):
@@ -53,10 +57,6 @@ def tidy(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float) -> N
 
 def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
     """results.nc (and examples.npz) from every finished record; NaN where a cell is not done."""
-    # xarray (a second or so): diminish.run and schedule import this module for finish(), and the
-    # runner's --help, --dry-run and --status write no results
-    from . import results
-
     cfg = plan.cfg
     done = {k: [s for s in plan.stages(k) if store.is_done(s)] for k in KINDS}
     recs = {k: [store.record(s) for s in v] for k, v in done.items()}
@@ -69,7 +69,12 @@ def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
     ds = results.from_records(cfg.pretrain.sizes, cfg.intermediate.conditions, cfg.finetune.sizes, cfg.seeds,
                               recs["evaluate"], recs["pretrain"], recs["intermediate"], attrs,
                               finetune_records=recs["finetune"])
-    path = results.write_results(ds, store.root / "results.nc")
+    extra = {}
+    for kind in KINDS.values():  # a registered kind beyond the study's adds its own variables
+        if kind.results is not None:
+            ds = kind.results(ds, recs[kind.name])
+            extra.update(kind.schema)
+    path = results.write_results(ds, store.root / "results.nc", extra)
     ex = plan.evaluate.get(plan.examples_cell)
     if ex is not None and (store.dir(ex) / "examples.npz").is_file():
         tmp = store.root / f".tmp-examples-{os.getpid()}.npz"
@@ -79,9 +84,6 @@ def assemble(plan: Plan, store: Store, rt: RuntimeConfig) -> Path:
 
 
 def provenance(cfg, rt: RuntimeConfig, recs: dict) -> dict:
-    import accelerate  # for their versions; lazy for the reason given in assemble()
-    import torch
-
     def joined(values) -> str:
         vals = sorted({str(v) for v in values if v})
         return ",".join(vals) if vals else "none"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .plan import INTEL_TRAIN_IMAGES, KINDS, Plan, grid_cost
+from .kinds import KINDS
+from .plan import INTEL_TRAIN_IMAGES, Plan, grid_cost
 from .schedule import unit_state
 from .store import Store
 

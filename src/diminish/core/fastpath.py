@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import PRECISIONS
+from ..config import PRECISIONS
 
 # vmap over SDPA on the CPU falls back to a loop over the stacked models; correct, just not fused
 warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
@@ -228,9 +227,3 @@ class StackedModels(nn.Module):
         return {n: t[k].detach().clone() for n, t in {**p, **b}.items()}
 
 
-def cpu_threads() -> int:
-    """The CPU threads torch may use (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1

@@ -19,14 +19,13 @@ its measured rates.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from .config import ExperimentConfig, StageConfig, stable_hash
+from ..config import ExperimentConfig
+from ..seeds import stable_hash
+from .kinds import KINDS, Planning
 
-KINDS = ("pretrain", "intermediate", "finetune", "evaluate")
 INTEL_TRAIN_IMAGES = 14_034  # the published archive's seg_train; used by --dry-run when the folder is absent
 INTEL_TEST_IMAGES = 3_000  # its seg_test, scored once by every intermediate stage (evaluate_test)
 
@@ -56,81 +55,42 @@ class Stage:
 
 @dataclass
 class Plan:
+    """Every stage of a grid, by kind (in the order of :data:`kinds.KINDS`) and cell;
+    ``plan.pretrain`` etc. are the stages of one kind."""
+
     cfg: ExperimentConfig
-    pretrain: dict[tuple[int, int], Stage]
-    intermediate: dict[tuple[int, int], Stage]
-    finetune: dict[tuple[int, bool, int, int], Stage]
-    evaluate: dict[tuple[int, bool, int, int], Stage]
+    by_kind: dict[str, dict[tuple, Stage]]
     examples_cell: tuple[int, bool, int, int]
 
+    def __getattr__(self, kind: str) -> dict[tuple, Stage]:
+        try:
+            return self.__dict__["by_kind"][kind]
+        except KeyError:
+            raise AttributeError(kind) from None
+
     def stages(self, kind: str | None = None) -> list[Stage]:
-        kinds = KINDS if kind is None else (kind,)
-        return [s for k in kinds for s in getattr(self, k).values()]
-
-
-def _train_slice(sc: StageConfig) -> dict[str, Any]:
-    return {f.name: getattr(sc, f.name) for f in dataclasses.fields(StageConfig)}
+        kinds = list(self.by_kind) if kind is None else [kind]
+        return [s for k in kinds for s in self.by_kind[k].values()]
 
 
 def build_plan(cfg: ExperimentConfig) -> Plan:
-    """All stages of the grid with their keys (no data needed)."""
-    d = cfg.to_dict()
-    pre, inter, fine, ev = {}, {}, {}, {}
-
-    def data_slice(name: str) -> dict:
-        return {"root": d["data"][f"{name}_root"], "limit": cfg.data.limit, "skip_bad": cfg.data.skip_bad}
-
-    # norm_target enters the pretrain keys only when on, so older results keep their keys
-    simmim_spec = {k: v for k, v in d["simmim"].items() if not (k == "norm_target" and not v)}
-
-    def ev_spec(ft: Stage) -> dict:  # the original-resolution option enters the key only when on
-        return {"upstream": ft.key, **({"eval_original_resolution": True}
-                                       if cfg.finetune.eval_original_resolution else {})}
+    """All stages of the grid with their keys (no data needed), kind by kind in registry order."""
 
     def make(kind, spec, **kw) -> Stage:
         spec = {"kind": kind, **spec}
         return Stage(kind, stable_hash(spec), spec=spec, **kw)
 
-    for seed in cfg.seeds:
-        init_key = stable_hash({"kind": "init", "model": d["model"], "seed": seed})
-        for p in cfg.pretrain.sizes:
-            up: Stage | None = None
-            if p > 0:
-                up = pre[p, seed] = make("pretrain", {
-                    "upstream": init_key, "seed": seed, "size": p, "data_seed": cfg.pretrain.data_seed,
-                    "simmim": simmim_spec, "train": _train_slice(cfg.pretrain), "data": data_slice("imagenet"),
-                }, pretrain=p, seed=seed, upstream=None)
-            up_key = up.key if up else init_key
-            if True in cfg.intermediate.conditions:
-                inter[p, seed] = make("intermediate", {
-                    "upstream": up_key, "seed": seed, "train": _train_slice(cfg.intermediate),
-                    "num_classes": cfg.intermediate.num_classes,
-                    "evaluate_test": cfg.intermediate.evaluate_test, "data": data_slice("intel"),
-                }, pretrain=p, seed=seed, upstream=up)
-            for i in sorted(cfg.intermediate.conditions):
-                src = inter[p, seed] if i else up
-                for f in cfg.finetune.sizes:
-                    ft = fine[p, i, f, seed] = make("finetune", {
-                        "upstream": src.key if src else init_key, "seed": seed, "size": f,
-                        "test_size": cfg.finetune.test_size, "split_seed": cfg.finetune.split_seed,
-                        "train": _train_slice(cfg.finetune), "data": data_slice("pets"),
-                    }, pretrain=p, seed=seed, intermediate=i, finetune=f, upstream=src)
-                    ev[p, i, f, seed] = make("evaluate", ev_spec(ft), pretrain=p, seed=seed,
-                                             intermediate=i, finetune=f, upstream=ft)
+    planning = Planning(cfg, cfg.to_dict(), {}, make)
+    for kind in KINDS.values():
+        planning.stages[kind.name] = kind.plan(planning)
     i0 = False if False in cfg.intermediate.conditions else True
     examples = (max(cfg.pretrain.sizes), i0, max(cfg.finetune.sizes), cfg.seeds[0])
-    return Plan(cfg, pre, inter, fine, ev, examples)
+    return Plan(cfg, planning.stages, examples)
 
 
 def image_steps(stage: Stage, cfg: ExperimentConfig, n_intel: int) -> int:
     """Training images processed by a stage (forward passes for ``evaluate``)."""
-    if stage.kind == "pretrain":
-        return stage.pretrain * cfg.pretrain.epochs
-    if stage.kind == "intermediate":
-        return n_intel * cfg.intermediate.epochs
-    if stage.kind == "finetune":
-        return stage.finetune * cfg.finetune.epochs
-    return cfg.finetune.test_size
+    return KINDS[stage.kind].image_steps(stage, cfg, n_intel)
 
 
 def grid_cost(plan: Plan, n_intel: int = INTEL_TRAIN_IMAGES, n_intel_test: int = INTEL_TEST_IMAGES,
@@ -152,12 +112,20 @@ def grid_cost(plan: Plan, n_intel: int = INTEL_TRAIN_IMAGES, n_intel_test: int =
 
 
 def units_of(plan: Plan) -> list[Stage]:
-    """Pre-training (largest first), intermediate, then the cells (their evaluate stages)."""
-    pre = sorted(plan.stages("pretrain"), key=lambda s: (-s.pretrain, s.seed))
-    return pre + plan.stages("intermediate") + plan.stages("evaluate")
+    """The units of work in registry order, each kind's sorted by its ``order`` (pre-training:
+    largest first), then intermediate stages, then the cells (their evaluate stages)."""
+    out = []
+    for kind in KINDS.values():
+        if kind.unit:
+            stages = plan.stages(kind.name)
+            out += sorted(stages, key=kind.order) if kind.order else stages
+    return out
 
 
 def deps(unit: Stage) -> list[Stage]:
-    """The unit's upstream unit, if any (a cell waits for the stage its fine-tuning starts from)."""
-    up = unit.upstream.upstream if unit.kind == "evaluate" else unit.upstream
+    """The unit's upstream unit, if any: the nearest upstream stage of a kind that is a unit (a
+    cell waits for the stage its fine-tuning starts from)."""
+    up = unit.upstream
+    while up is not None and not KINDS[up.kind].unit:
+        up = up.upstream
     return [up] if up is not None else []

@@ -27,13 +27,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .config import ExperimentConfig, SimMIMConfig, ViNyConfig
-from .context import Batches, DeviceData
-from .data.classes import TRIMAP_CLASSES
-from .data.transforms import cls_augment, normalize, seg_augment, simmim_augment
-from .engine import derive_seed, evaluate
+from ..config import ExperimentConfig, SimMIMConfig, ViNyConfig
+from ..data.classes import TRIMAP_CLASSES
+from ..seeds import derive_seed
+from .batches import Batches, DeviceData
+from .loop import evaluate
 from .model import Classifier, Segmenter, ViNy
 from .simmim import SimMIM, random_mask
+from .transforms import cls_augment, normalize, seg_augment, simmim_augment
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ViNyConfig
-from .data.classes import TRIMAP_CLASSES
+from ..config import ViNyConfig
+from ..data.classes import TRIMAP_CLASSES
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:

@@ -1,0 +1,110 @@
+"""The batch path of every stage kind: the data order of an epoch (:func:`epoch_order`), its cut into
+this process's batches (:func:`split_batches`, :func:`eval_batches`), a cache's arrays delivered on the
+device (:class:`DeviceData`) and the batch source the loop steps through (:class:`Batches`, re-seeded
+at every step so a step's augmentation depends on nothing but its position).
+
+A *batch source* is any sequence: ``len(batches)`` steps, ``batches[step]`` that step's batch on the
+device. What a batch holds is the task's (:mod:`diminish.core.tasks`): ``make(raw, generator)``
+turns the raw uint8 arrays into it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..seeds import derive_seed
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``."""
+    g = torch.Generator().manual_seed(derive_seed(seed, "order", epoch))
+    return torch.randperm(n, generator=g).numpy()
+
+
+def split_batches(order: np.ndarray, batch_size: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    """Cut an epoch's order into global batches (the last may be smaller) and keep this process's part.
+
+    Every process gets the same number of steps; a global batch smaller than the number of
+    processes is padded by repetition so that no process is left without data.
+    """
+    out = []
+    for start in range(0, len(order), batch_size):
+        b = np.asarray(order[start : start + batch_size])
+        if world > 1:
+            if len(b) < world:
+                b = np.resize(b, world)
+            b = np.array_split(b, world)[rank]
+        out.append(b)
+    return out
+
+
+def eval_batches(idx, batch_size: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    """This process's share of ``idx`` (no example twice, none left out), in batches."""
+    part = np.array_split(np.asarray(idx), world)[rank]
+    return [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+
+
+class DeviceData:
+    """A cache's arrays, indexed by batch and delivered on the device as tensors.
+
+    On a CUDA device a cache that fits ``max_bytes`` is copied there once as uint8 and indexed in
+    place; otherwise batches are gathered from the memory map and transferred. The runner's
+    ``max_bytes`` is what is left of :func:`resident_budget` after the caches already moved.
+    """
+
+    def __init__(self, cache, device, max_bytes: int = 12 << 30) -> None:
+        self.cache = cache
+        self.device = device
+        self.on_device = device.type == "cuda" and cache.images.nbytes <= max_bytes
+        self._t: dict[str, torch.Tensor] = {}
+        if self.on_device:
+            for name in ("images", "masks", "labels"):
+                arr = getattr(cache, name)
+                if arr is not None:
+                    self._t[name] = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes this cache holds on the device (0 when batches come from the memory map)."""
+        return sum(t.nbytes for t in self._t.values())
+
+    def take(self, idx) -> dict:
+        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        out = {"n": len(idx)}
+        if self.on_device:
+            t = torch.from_numpy(idx)
+            if self.device.type != "cpu":  # a blocking copy from pageable memory would sync every step
+                t = t.pin_memory()
+            t = t.to(self.device, non_blocking=True)
+            out.update({k: v[t] for k, v in self._t.items()})
+            return out
+        for name in ("images", "masks", "labels"):
+            arr = getattr(self.cache, name)
+            if arr is not None:
+                out[name] = torch.from_numpy(np.ascontiguousarray(arr[idx])).to(self.device, non_blocking=True)
+        return out
+
+
+class Batches:
+    """A batch source for the engine: ``batches[step]`` indexes, moves and transforms one batch.
+
+    The generator handed to ``make`` is re-seeded from ``(*seed_parts, step)`` at every step, so
+    a step's augmentation and masks depend on nothing but its position.
+    """
+
+    def __init__(self, data: DeviceData, index_batches: list, make, seed_parts: tuple | None = None) -> None:
+        self.data, self.index_batches, self.make, self.seed_parts = data, index_batches, make, seed_parts
+        self.gen = torch.Generator(device=data.device) if seed_parts is not None else None
+
+    def __len__(self) -> int:
+        return len(self.index_batches)
+
+    def __getitem__(self, step: int):
+        raw = self.data.take(self.index_batches[step])
+        if self.gen is not None:
+            self.gen.manual_seed(derive_seed(*self.seed_parts, step))
+        return self.make(raw, self.gen)
