@@ -76,7 +76,7 @@ $(ANALYSIS_OUT): $(A)/report.json ;
 # 2. numbers.tex + numbers.json: every number and direction word the prose cites, computed once
 #    (paper.tex reads numbers.json instead of computing them again)
 $(PB)/numbers.tex $(PB)/numbers.json &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(NUMBERS_PY) \
-                                      src/diminish/model.py
+                                      src/diminish/core/model.py
 	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out-file $(PB)/numbers.tex
 
 # 3. tables (one script writes them all)

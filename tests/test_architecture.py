@@ -17,10 +17,6 @@ def _table() -> str:
     return DOC[start:DOC.index("\n## ", start + 1)]
 
 
-def _named() -> set[str]:
-    return {m for m in re.findall(r"`([\w/]+\.py)`", _table()) if "/" in m or (PKG / m).is_file()}
-
-
 def test_every_module_has_a_row_and_every_row_a_module():
     modules = {p.relative_to(PKG).as_posix() for p in PKG.rglob("*.py") if p.name != "__init__.py"}
     rows = {line.split("|")[1] for line in _table().splitlines() if line.startswith("| `")}

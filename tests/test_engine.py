@@ -9,7 +9,7 @@ from accelerate import Accelerator
 
 from _runner import faulty
 from diminish.core.batches import epoch_order, split_batches
-from diminish.core.loop import NonFiniteLossError, StopRequest, evaluate, train_one_epoch
+from diminish.core.loop import NonFiniteLossError, StopRequest, confusion_pass, train_one_epoch
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_evaluate_counts_every_prediction_once_and_restores_train_mode(acc):
     src = Source()
     model, _ = fresh()
     model.train()
-    cm = evaluate(model, src, lambda m, b: (m(b[0]).argmax(1), b[1]), accelerator=acc, num_classes=2)
+    cm = confusion_pass(model, src, lambda m, b: (m(b[0]).argmax(1), b[1]), accelerator=acc, num_classes=2)
     assert model.training and cm.dtype == torch.int64 and int(cm.sum()) == 40
     expect = torch.zeros(2, 2, dtype=torch.int64)
     for i in range(len(src)):

@@ -215,7 +215,7 @@ class ExperimentConfig:
     # -- derived ----------------------------------------------------------------------------
     @property
     def trained_kinds(self) -> tuple[str, ...]:
-        """The training stage kinds the grid runs, as :func:`diminish.plan.build_plan` builds them:
+        """The training stage kinds the grid runs, as :func:`diminish.runner.plan.build_plan` builds them:
         pretrain when a size is above 0, intermediate when a condition is on, finetune always."""
         kinds = ["pretrain"] if any(p > 0 for p in self.pretrain.sizes) else []
         if True in self.intermediate.conditions:

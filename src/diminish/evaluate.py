@@ -4,8 +4,8 @@
 
 Every image of the folder that has a trimap is scored (no split is applied), with the same
 definitions as the study: one dataset-level confusion matrix, pixel accuracy, per-class IoU and
-their mean (:mod:`diminish.metrics`), from the segmentation task's prediction
-(:data:`diminish.tasks.SEGMENT`, the one the runner scores its test set with). The forward passes
+their mean (:mod:`diminish.core.metrics`), from the segmentation task's prediction
+(:data:`diminish.core.tasks.SEGMENT`, the one the runner scores its test set with). The forward passes
 run in fp32 unless ``--mixed-precision`` (``no``, ``bf16``, ``fp16``, ``auto``: the runner's
 words) says otherwise; the default matches the runner's default, so the scores are the runner's.
 Models are written by ``python -m diminish.run --save-models``.

@@ -228,7 +228,7 @@ def from_records(
     """Assemble a results Dataset from the runner's per-stage records.
 
     ``cells``: dicts with ``pretrain, intermediate, finetune, seed`` and ``accuracy, miou`` and
-    ``iou`` (a list per class) as FRACTIONS in [0, 1] (as :mod:`diminish.metrics` returns them),
+    ``iou`` (a list per class) as FRACTIONS in [0, 1] (as :mod:`diminish.core.metrics` returns them),
     plus ``train_seconds`` and ``final_loss``. ``pretrain_records`` carry ``pretrain, seed,
     final_loss``; ``intermediate_records`` carry ``pretrain, seed, accuracy`` (fraction). Scores
     are stored in percent. A record for a coordinate outside the grid is an error; cells without a

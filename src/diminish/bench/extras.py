@@ -1,7 +1,7 @@
 """The optional rows beside the three stages: vit-pytorch as a reference, and the data path.
 
 Reference (``--no-reference`` skips it): vit-pytorch's ``ViT`` built with ViNy's configuration and
-trained on the classification task (:data:`diminish.tasks.CLASSIFY`'s loss, the runner's loop) at
+trained on the classification task (:data:`diminish.core.tasks.CLASSIFY`'s loss, the runner's loop) at
 the intermediate stage's batch. It is timed once with our settings (precision, compile, optimiser)
 and, where those differ from its defaults, once more as shipped (fp32, eager, torch's default
 AdamW); the report gives our speed as a ratio to each.

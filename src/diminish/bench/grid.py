@@ -1,7 +1,7 @@
 """From measured rates to the wall time of the whole configured grid on this device.
 
 :func:`grid_workload` is the work the grid asks for (training image-steps and evaluated images per
-stage type: :func:`diminish.plan.grid_cost`, the sum over the grid's stages that ``--dry-run``
+stage type: :func:`diminish.runner.plan.grid_cost`, the sum over the grid's stages that ``--dry-run``
 prints too); :func:`project_grid` divides it by the benchmark's median rates. Start-up
 costs (building models, reading caches, compiling) are not included.
 """
@@ -16,7 +16,7 @@ from ..runner.plan import build_plan, grid_cost
 
 def grid_workload(cfg: ExperimentConfig, intel_train: int = INTEL_TRAIN, intel_test: int = INTEL_TEST) -> dict:
     """Runs, training image-steps and evaluated images per stage type for the configured grid
-    (:func:`diminish.plan.grid_cost` of its plan)."""
+    (:func:`diminish.runner.plan.grid_cost` of its plan)."""
     return grid_cost(build_plan(cfg), intel_train, intel_test)
 
 

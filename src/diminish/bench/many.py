@@ -3,7 +3,7 @@
 Two ways are measured against one model training alone:
 
 * stacked: K segmentation models merged into one with ``torch.func``
-  (:class:`diminish.fastpath.StackedModels`), trained on K batches in one step by the runner's
+  (:class:`diminish.core.fastpath.StackedModels`), trained on K batches in one step by the runner's
   loop; the loss is the sum over models of each model's mean loss (K times the segmentation
   task's loss over all K batches, as every batch has as many pixels), so every model receives
   exactly its own gradient.

@@ -1,14 +1,14 @@
-"""The work being timed: each stage's task (:mod:`diminish.tasks`: model, synthetic batch, loss,
-prediction) trained by the runner's own epoch loop (:func:`diminish.engine.train_one_epoch`) and
+"""The work being timed: each stage's task (:mod:`diminish.core.tasks`: model, synthetic batch, loss,
+prediction) trained by the runner's own epoch loop (:func:`diminish.core.loop.train_one_epoch`) and
 evaluated by the task's prediction; and the optimiser ``--optimizer`` asks for.
 
 A training row feeds the loop a batch source that holds one pre-made synthetic batch (random,
 already normalised images: the data path has rows of its own, see ``extras.py``), so a step
 measures the model, the loss and the optimiser. The loop checks the loss as the runner's does
-(:func:`diminish.engine.default_sync_every`: every step on a CPU, every 25 steps on a GPU, so one call of a
+(:func:`diminish.core.loop.default_sync_every`: every step on a CPU, every 25 steps on a GPU, so one call of a
 GPU row is 25 steps); the timer synchronises around whole runs of calls. The one process's stand-in
-for Accelerate is :class:`diminish.engine.SingleProcess`; the forward passes run under
-:func:`diminish.fastpath.autocast`, as Accelerate's ``prepare`` runs the runner's.
+for Accelerate is :class:`diminish.core.loop.SingleProcess`; the forward passes run under
+:func:`diminish.core.fastpath.autocast`, as Accelerate's ``prepare`` runs the runner's.
 """
 
 from __future__ import annotations

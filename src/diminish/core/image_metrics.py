@@ -1,10 +1,10 @@
-"""Two other readings of "mIoU" beside the study's dataset-level one (:mod:`diminish.metrics`).
+"""Two other readings of "mIoU" beside the study's dataset-level one (:mod:`diminish.core.metrics`).
 
 The paper's wording fits several computations; these are recorded next to it in ``results.nc``:
 
 * **per-image mean** (``miou_image``): each test image gets its own 3-class confusion matrix and
   mIoU (classes absent from both its truth and its prediction left out, as in
-  :func:`diminish.metrics.mean_iou`); the score is the mean over images. Small images and small
+  :func:`diminish.core.metrics.mean_iou`); the score is the mean over images. Small images and small
   pets weigh as much as large ones.
 * **original resolution** (``miou_original``, ``miou_image_original``): the model's 128 x 128
   logits are upsampled bilinearly to each image's original trimap size before the arg-max, and

@@ -222,7 +222,7 @@ def agree(flag: bool, accelerator) -> bool:
     return bool(accelerator.reduce(t, reduction="sum").item() > 0)
 
 
-def evaluate(
+def confusion_pass(
     model: torch.nn.Module,
     batches: Sequence,
     predict: Callable[[torch.nn.Module, object], tuple[torch.Tensor, torch.Tensor]],
@@ -234,7 +234,7 @@ def evaluate(
 
     ``predict(model, batch) -> (pred, target)`` label tensors of equal shape. Runs under
     ``torch.inference_mode`` with the model in eval mode (restored afterwards), each prediction
-    under the accelerator's mixed precision (:func:`diminish.fastpath.autocast`).
+    under the accelerator's mixed precision (:func:`diminish.core.fastpath.autocast`).
     """
     was_training = model.training
     model.eval()

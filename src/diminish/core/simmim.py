@@ -43,7 +43,7 @@ def random_mask(cfg: SimMIMConfig, model: ViNyConfig, batch: int, device=None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, L) bool, True = masked; exactly ``masked_units`` units per image, drawn per image. A
     function of the configuration only, so a batch source can draw it before any model exists
-    (:mod:`diminish.tasks`); on ``generator``'s device, then moved to ``device`` when given."""
+    (:mod:`diminish.core.tasks`); on ``generator``'s device, then moved to ``device`` when given."""
     u = units_per_side(cfg, model)
     noise = torch.rand(batch, u * u, generator=generator, device=generator.device if generator else device)
     order = noise.argsort(dim=1)  # (B, U)

@@ -1,8 +1,9 @@
 """Each stage kind's task, written once: how its model is built, how a batch of cached images
 becomes a training batch, a loss, an evaluation batch and a prediction, and how its model file
-reads back. The runner's stages (:mod:`diminish.stages`), the benchmark (:mod:`diminish.bench`)
+reads back. The runner's stages (:mod:`diminish.runner.stages`), the benchmark (:mod:`diminish.bench`)
 and ``python -m diminish.evaluate`` all take these from the same objects, so what one
-fine-tuning step does reads in two files: this one (the task) and :mod:`diminish.engine` (the step).
+fine-tuning step does reads in four files: the batches (:mod:`diminish.core.batches`), this one (the
+task), the model (:mod:`diminish.core.model`) and the loop (:mod:`diminish.core.loop`).
 
 =============  ==============  ===============================  =======================================
 task           stage kind      training batch (``augment``)     loss / prediction
@@ -31,7 +32,7 @@ from ..config import ExperimentConfig, SimMIMConfig, ViNyConfig
 from ..data.classes import TRIMAP_CLASSES
 from ..seeds import derive_seed
 from .batches import Batches, DeviceData
-from .loop import evaluate
+from .loop import confusion_pass
 from .model import Classifier, Segmenter, ViNy
 from .simmim import SimMIM, random_mask
 from .transforms import cls_augment, normalize, seg_augment, simmim_augment
@@ -102,7 +103,7 @@ class Task:
         precision: the runner's test scores and ``python -m diminish.evaluate``'s."""
         batches = Batches(data, index_batches, self.eval_batch)
         model.to(accelerator.device)
-        return evaluate(model, batches, self.predict, accelerator=accelerator, num_classes=self.num_classes(cfg))
+        return confusion_pass(model, batches, self.predict, accelerator=accelerator, num_classes=self.num_classes(cfg))
 
     def synthetic(self, cfg: ExperimentConfig, x: torch.Tensor, g: torch.Generator) -> dict:
         """The task's batch around random normalised images ``x`` (targets from ``g``)."""

@@ -23,7 +23,7 @@ from .plan import Plan, units_of
 from .store import Store, root_lock
 
 
-def finish(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float = 1800.0) -> None:
+def tidy_and_assemble(plan: Plan, store: Store, rt: RuntimeConfig, claim_timeout: float = 1800.0) -> None:
     """Tidy and assemble under the folder lock; say where the results are and whether the grid is
     complete. A folder that cannot be written and already holds results.nc is left as it is."""
     if (store.root / "results.nc").is_file() and not os.access(store.root, os.W_OK):

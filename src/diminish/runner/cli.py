@@ -4,15 +4,15 @@ Also under Accelerate (one GPU, several GPUs, several nodes)::
 
     accelerate launch -m diminish.run --config experiments/paper.toml --all
 
-What it does, in order: build the plan (every stage and its key, :mod:`diminish.plan`); skip
+What it does, in order: build the plan (every stage and its key, :mod:`diminish.runner.plan`); skip
 what is finished; check that the datasets the remaining stages need exist (naming any missing
 folder and the expected layout) and prepare their caches; then repeatedly claim a unit of work
 whose upstream is finished (a pre-training, an intermediate stage, or a cell: fine-tune +
-evaluate), run it (:mod:`diminish.stages`) and release it, until the grid is done
-(:mod:`diminish.schedule`); finally assemble ``<out>/<name>/results.nc`` and ``examples.npz``
-(:mod:`diminish.assemble`). This module owns the command line: its options, the checks made
+evaluate), run it (:mod:`diminish.runner.stages`) and release it, until the grid is done
+(:mod:`diminish.runner.schedule`); finally assemble ``<out>/<name>/results.nc`` and ``examples.npz``
+(:mod:`diminish.runner.assemble`). This module owns the command line: its options, the checks made
 before any work and the run itself; the accelerator and trackers are set up by
-:mod:`diminish.accel`, and ``--dry-run`` and ``--status`` print through :mod:`diminish.overview`.
+:mod:`diminish.runner.accel`, and ``--dry-run`` and ``--status`` print through :mod:`diminish.runner.overview`.
 
 ``--shard k/N`` (k = 0 .. N-1) lets N jobs share one output folder: each job first takes the
 units dealt to it (round-robin in plan order), then helps with any unclaimed unit; claims make

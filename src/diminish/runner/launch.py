@@ -23,7 +23,7 @@ from ..data.readers import DataMissingError, imagenet_train_dir, intel_split_dir
 from ..data.splits import finetune_subset, pets_split, pretrain_subset
 from ..host import usable_cores
 from .accel import Trackers, make_accelerator
-from .assemble import finish
+from .assemble import tidy_and_assemble
 from .atomic import atomic_write_bytes
 from .context import Context, Datasets
 from .digests import UpstreamDamaged
@@ -119,7 +119,7 @@ def run_all(opts: RunOptions, cfg, plan: Plan, store: Store, step_hook=None) -> 
             return code
     main = acc.is_main_process if acc is not None else PartialState().is_main_process
     if main and opts.assemble:
-        finish(plan, store, rt, opts.claim_timeout)
+        tidy_and_assemble(plan, store, rt, opts.claim_timeout)
     return 0
 
 
@@ -228,7 +228,7 @@ def run_jobs(opts: RunOptions, plan: Plan, store: Store) -> int:
     bad = [c for c in codes if c != 0]
     if bad:
         return max(bad) if all(c > 0 for c in bad) else 1
-    finish(plan, store, opts.rt, opts.claim_timeout)
+    tidy_and_assemble(plan, store, opts.rt, opts.claim_timeout)
     return 0
 
 

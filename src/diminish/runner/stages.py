@@ -237,7 +237,7 @@ def run_evaluate(ctx: Context, stage: Stage, model=None, examples: int = 0) -> d
 
 def _metric_variants(ctx: Context, model, data: DeviceData, test_idx) -> dict:
     """Per-image mean mIoU, and with ``finetune.eval_original_resolution`` the scores at each test
-    image's original trimap size (:mod:`diminish.image_metrics`)."""
+    image's original trimap size (:mod:`diminish.core.image_metrics`)."""
     idx = np.sort(np.asarray(test_idx))  # the order DeviceData.take returns
     raw = data.take(idx)
     paths = None
