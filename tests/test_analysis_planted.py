@@ -14,9 +14,9 @@ import pytest
 from diminish.analysis.claims import claims
 from diminish.analysis.curves import fit_curves
 from diminish.analysis.paired import paired_intermediate, paired_pretrain
+from diminish.analysis.pipeline import small_n
 from diminish.analysis.plateaus import plateaus
 from diminish.analysis.pooled import effect_by_f, pooled
-from diminish.analysis.report import small_n
 from diminish.analysis.transfer import transfer
 from planted import SCENARIOS, scenario, truth
 

@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from diminish.analysis.report import report
+from diminish.analysis.pipeline import report
 from diminish.report import load_inputs
 from diminish.report.figures import FIGURES, module
 from diminish.report.figures._common import DEMO_MARK, series_styles

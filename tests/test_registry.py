@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import ast
-import importlib
 import re
 import shutil
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 import pytest
 
 from diminish.analysis import outputs
+from diminish.analysis import pipeline as analysis_report  # the module that writes every analysis file
 from diminish.analysis.common import cell_stats
 from diminish.report import ReportInputError, build_all, inputs, load_inputs, registry
 from diminish.report import numbers as numbers_mod
@@ -33,7 +33,6 @@ from diminish.results import write_results
 from planted import scenario
 from test_report import make_inputs
 
-analysis_report = importlib.import_module("diminish.analysis.report")  # the module (the package exports the function)
 REPO = Path(__file__).resolve().parents[1]
 PAPER_MK = REPO / "paper" / "paper.mk"
 SRC = REPO / "src" / "diminish"

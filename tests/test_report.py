@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diminish.analysis.report import report as analysis_report
+from diminish.analysis.pipeline import report as analysis_report
 from diminish.report import ReportInputError, build_all, load_inputs
 from diminish.report.latex import Tex, breakable_tt, escape, macro_name, num, pm, sci, size_label
 from diminish.report.numbers import compute, numbers_tex

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 def real_analysis(results: Path, out: Path) -> Path | None:
     """The analysis package's report on these results (few bootstrap draws), if it is installed."""
     try:
-        from diminish.analysis.report import report
+        from diminish.analysis.pipeline import report
     except ImportError:
         return None
     report(str(results), out, n_boot=20, plot=False)

@@ -20,14 +20,15 @@ from .compare import compare_paper
 from .curves import FAMILIES, fit_curves, fit_curves_detailed
 from .headline import headline
 from .paired import paired_intermediate, paired_pretrain, paired_tests
+from .pipeline import report
 from .plateaus import plateaus
 from .pooled import effect_by_f, pooled
 from .reference import load_reference, paper_table
-from .report import report
 from .transfer import transfer
 
 __all__ = [
-    "FAMILIES", "claims", "compare_paper", "effect_by_f", "plateaus", "fit_curves", "fit_curves_detailed", "headline", "load",
+    "FAMILIES", "claims", "compare_paper", "effect_by_f", "plateaus", "fit_curves", "fit_curves_detailed", "headline",
+    "load",
     "load_reference", "missing", "paired_intermediate", "paired_pretrain", "paired_tests", "paper_table",
     "pooled", "report", "summary", "transfer",
 ]

@@ -23,9 +23,9 @@ from .curves import (
 )
 from .headline import headline
 from .paired import paired_intermediate, paired_pretrain, pooled
+from .pipeline import report
 from .plots import plot_fits
 from .reference import load_reference
-from .report import report
 from .transfer import transfer
 
 EPILOG = ("Metrics are in percent (0-100). Outputs are described in analysis/README.md.\n\n"
@@ -86,7 +86,6 @@ def _load(args):
 
 def _warn_missing(ds, show: int = 10) -> None:
     """Name the (cell, seed) entries that are NaN: they are left out of every statistic, never silently."""
-
     miss = missing(ds)
     if len(miss):
         cells = "; ".join(f"P={r.pretrain} I={r.intermediate} F={r.finetune} seed={r.seed} ({r.variables})"
@@ -97,7 +96,6 @@ def _warn_missing(ds, show: int = 10) -> None:
 
 
 def cmd_fit_curves(args) -> int:
-
     ds = _load(args)
     fams = tuple(args.family) if args.family else tuple(FAMILIES)
     table, curves = fit_curves_detailed(ds, args.metric, families=fams, n_boot=args.n_boot, seed=args.seed,
@@ -122,7 +120,6 @@ def cmd_fit_curves(args) -> int:
 
 
 def cmd_paired(args) -> int:
-
     ds = _load(args)
     pi, pp, po = paired_intermediate(ds, args.metric), paired_pretrain(ds, args.metric), pooled(ds, args.metric)
     cols = ["n", "mean_treated", "mean_baseline", "mean_delta", "se", "ci_lo", "ci_hi", "t", "p_t", "p_perm", "dz",
@@ -144,7 +141,6 @@ def cmd_paired(args) -> int:
 
 
 def cmd_claims(args) -> int:
-
     ds = _load(args)
     v = claims(ds, args.metric, n_boot=args.n_boot, seed=args.seed, **_fit_kw(args))
     show(v, ["claim_id", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict"], f"verdicts ({args.metric})")
@@ -161,7 +157,6 @@ def cmd_claims(args) -> int:
 
 
 def cmd_transfer(args) -> int:
-
     ds = _load(args)
     t, tf = transfer(ds, args.metric, family=args.family, n_boot=0, seed=args.seed)
     show(t, ["pretrain", "intermediate", "finetune", "score", "f_eff", "d_t", "extrapolated"],
@@ -177,7 +172,6 @@ def cmd_transfer(args) -> int:
 
 
 def cmd_compare(args) -> int:
-
     ds = _load(args)
     ref = load_reference(spread=args.paper_spread)
     c = compare_paper(ds, args.metric, tolerance=args.tolerance, reference=ref)
@@ -199,7 +193,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-
     src = "paper" if args.reference else args.results
     info = report(src, args.out, metric=args.metric, n_boot=args.n_boot, seed=args.seed, tolerance=args.tolerance,
                   spread=args.paper_spread, plot=not args.no_plot, **_fit_kw(args))
@@ -236,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", type=Path, help="also write this subcommand's CSV files into this folder")
         if boot:
             sp.add_argument("--max-plateau-width", type=float, default=MAX_PLATEAU_WIDTH,
-                            help=f"widest plateau interval (pp) still called identified (default {MAX_PLATEAU_WIDTH:g})")
+                            help="widest plateau interval (pp) still called identified "
+                                 f"(default {MAX_PLATEAU_WIDTH:g})")
             sp.add_argument("--max-delta-aicc", type=float, default=MAX_DELTA_AICC,
                             help=f"a family more than this AICc above the condition's best cannot identify a "
                                  f"plateau (default {MAX_DELTA_AICC:g})")

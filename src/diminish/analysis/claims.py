@@ -185,7 +185,6 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
            pooled_df: pd.DataFrame | None = None, by_f: pd.DataFrame | None = None, n_boot: int = 200,
            seed: int = 0, **fit_kw) -> pd.DataFrame:
     """verdicts.csv rows for one metric (computes the inputs it is not given)."""
-
     check_metric(ds, metric)
     notes = Notes()
     fits = fits if fits is not None else fit_curves(ds, metric, n_boot=n_boot, seed=seed, **fit_kw)
@@ -284,7 +283,8 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
         mean = terms.get("mean")
         if mean is None:
             continue
-        add(f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS", f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS",
+        name = f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS"
+        add(name, name,
             f"{name} {word} {metric} on average", "pooled model: average difference (points)", mean,
             _directional(mean["ci_lo"], mean["ci_hi"], sign), RULE_DIR[sign] + " (pooled model)",
             f"{mean['model']}; arms: {arms}")

@@ -183,7 +183,6 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
 @dataclass
 class Notes:
     """Messages that must reach the user (missing cells, skipped fits, degraded statistics)."""
-
     items: list[str]
 
     def __init__(self):

@@ -133,7 +133,8 @@ def _ab_on_box(Saa, Sab, Sbb, Say, Sby, Syy, lo, hi):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         a0 = (Sbb * Say - Sab * Sby) / det
         b0 = (Saa * Sby - Sab * Say) / det
-    ok = (np.abs(det) > 1e-12 * np.abs(Saa * Sbb) + tiny) & (a0 >= lo[0]) & (a0 <= hi[0]) & (b0 >= lo[1]) & (b0 <= hi[1])
+    ok = (np.abs(det) > 1e-12 * np.abs(Saa * Sbb) + tiny) & (a0 >= lo[0]) & (a0 <= hi[0])
+    ok &= (b0 >= lo[1]) & (b0 <= hi[1])
     best_r = np.where(ok, rss(a0, b0), np.inf)
     best_a, best_b = np.where(ok, a0, np.nan), np.where(ok, b0, np.nan)
     for a_fix in (lo[0], hi[0]):

@@ -33,7 +33,6 @@ from .tables import write_tables
 
 
 def _inputs(args):
-
     return load_inputs(args.results, args.analysis, args.examples)
 
 

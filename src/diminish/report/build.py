@@ -15,7 +15,6 @@ def build_all(inp, out_dir: str | Path) -> Path:
     """numbers.tex (+ numbers.json), tables/*.tex, figures/*.pdf and paper.tex in ``out_dir``, by the
     same functions as the make steps: the numbers are computed once, and paper.tex reads them back
     from numbers.json as ``python -m diminish.report tex`` does. Returns paper.tex."""
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers = write_numbers(inp, out_dir / "numbers.tex")

@@ -65,7 +65,8 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
             else "every pre-training size" if effect == "intermediate" else "the cells without the intermediate stage")
     if mean is not None and isinstance(mean.get("arms"), str) and mean["arms"].strip():
         arms = mean["arms"].strip()
-    n_obs = int(mean["n_obs"]) if mean is not None and "n_obs" in mean and not isnan(mean["n_obs"]) else int(df["n"].sum())
+    has_n = mean is not None and "n_obs" in mean and not isnan(mean["n_obs"])
+    n_obs = int(mean["n_obs"]) if has_n else int(df["n"].sum())
     n.set(f"{tag}PooledNote", pooled_vs_cells(est, float(np.nanmean(d)) if tot else np.nan, tot, n_obs, arms)
           if mean is not None else Tex(""))
     # along F: ends averaged over the other factors, slope from the pooled model
@@ -125,14 +126,17 @@ def pretrain_arm_only(inp: Inputs) -> bool:
 def add_intermediate_effect(n: Numbers, inp: Inputs) -> None:
     df = rows_where(inp.analysis.paired_intermediate, metric=inp.metric)
     _effect(n, inp, "Intermediate", "the intermediate stage", df, "intermediate")
-    n.flags["has_pooled_intermediate"] = pooled_term(inp.analysis.pooled, inp.metric, "intermediate", "mean") is not None
+    pooled_mean = pooled_term(inp.analysis.pooled, inp.metric, "intermediate", "mean")
+    n.flags["has_pooled_intermediate"] = pooled_mean is not None
     if len(df):
         worst = df.loc[df["mean_delta"].idxmin()]
         best = df.loc[df["mean_delta"].idxmax()]
         n.set("IntermediateLow", num(worst["mean_delta"], sign=True))
-        n.set("IntermediateLowWhere", f"{condition_label(worst['pretrain'])}, {int(worst['finetune'])} fine-tuning images")
+        n.set("IntermediateLowWhere",
+              f"{condition_label(worst['pretrain'])}, {int(worst['finetune'])} fine-tuning images")
         n.set("IntermediateHigh", num(best["mean_delta"], sign=True))
-        n.set("IntermediateHighWhere", f"{condition_label(best['pretrain'])}, {int(best['finetune'])} fine-tuning images")
+        n.set("IntermediateHighWhere",
+              f"{condition_label(best['pretrain'])}, {int(best['finetune'])} fine-tuning images")
 
 
 def plateau_text(p: dict | None) -> Tex:

@@ -191,7 +191,8 @@ def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int
     per = per or f"Per doubling of ${axis}$"
     trend = (f" {per} the pooled model puts the change of {escape(short)} at {signed(slope)} points "
              f"({ci(lo, hi)}), ")
-    trend += ("significantly " + ("upwards" if s > 0 else "downwards") + ".") if s else "not significantly different from zero."
+    significant = "significantly " + ("upwards" if s > 0 else "downwards") + "."
+    trend += significant if s else "not significantly different from zero."
     return Tex(out + trend)
 
 
@@ -277,7 +278,8 @@ def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
 # ----------------------------------------------------------------------------- pre-training loss
 
 MIN_EPOCHS = 4  # fewer epochs have no last quarter to judge a loss by
-STILL_FALLING = 0.10  # share of a loss's whole drop that its last quarter of epochs must bring to count as still falling
+# share of a loss's whole drop that its last quarter of epochs must bring to count as still falling
+STILL_FALLING = 0.10
 
 
 def convergence_state(epochs: int, first: object, last: object, tail_share: object) -> str:

@@ -1,8 +1,8 @@
 """The paper's tables, each rendered through ``templates/table.tex.j2`` (booktabs).
 
 Cell means and SDs are the analysis's (``summary.csv`` through :func:`.inputs.cell_table`: SD over
-seeds with ddof 1), like everything else in them. Each table is one ``.tex`` file in the output folder; a table that does
-not apply to the results (e.g. no baseline row) is written as a comment-only stub so the build's
+seeds with ddof 1), like everything else in them. Each table is one ``.tex`` file in the output folder; a
+table that does not apply to the results (e.g. no baseline row) is written as a comment-only stub so the build's
 file list never changes, and the paper skips it (``flags`` from :mod:`.numbers`). The tables about
 claims live in :mod:`.tables_claims` and are registered here with the rest.
 """
@@ -136,7 +136,8 @@ def hyper(inp: Inputs) -> str | None:
     if cfg is None:
         return None
     paper = paper_config()
-    stages = (("Pre-training (SimMIM)", "pretrain", "ImageNet subset"), ("Intermediate", "intermediate", "Intel scenes"),
+    stages = (("Pre-training (SimMIM)", "pretrain", "ImageNet subset"),
+              ("Intermediate", "intermediate", "Intel scenes"),
               ("Fine-tuning", "finetune", "Pets tri-maps"))
     if inp.synthetic:
         stages = tuple((a, b, "synthetic " + c.split()[0]) for a, b, c in stages)

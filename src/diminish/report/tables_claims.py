@@ -87,8 +87,8 @@ def verdicts_all(inp: Inputs) -> str | None:
             pages.append([])
         pages[-1].append(grp)
     caption = escape(f"Every claim tested on {METRIC_LABEL[inp.metric]}, one row per condition for the claims "
-                     "tested per condition (rules as in ") + Tex("Table~\\ref{tab:verdicts}). The plateau rows "
-                                                               "print the condition's plateau only where it is identified.")
+                     "tested per condition (rules as in ") + Tex(
+        "Table~\\ref{tab:verdicts}). The plateau rows print the condition's plateau only where it is identified.")
     header = [["Claim / condition", "Estimate", "95% CI", "p", "Verdict"]]
     return "\n".join(_tab(caption if k == 0 else Tex("Every claim (continued from Table~\\ref{tab:verdicts-all})."),
                            "tab:verdicts-all" if k == 0 else f"tab:verdicts-all-{k}", r"p{0.5\linewidth}rccl",
@@ -116,8 +116,8 @@ def headline(inp: Inputs) -> str | None:
         how = detail(r.detail)
         if paper and isinstance(getattr(r, "detail_paper", None), str):
             how = Tex(r"\textit{Ours:} " + how + r" \textit{Published:} " + detail(r.detail_paper))
-        rows.append([escape(readable(r.claim)), bold(r.holds_in_ours)] + ([escape(str(r.holds_in_paper))] if paper else [])
-                    + [how])
+        published = [escape(str(r.holds_in_paper))] if paper else []
+        rows.append([escape(readable(r.claim)), bold(r.holds_in_ours)] + published + [how])
     header = [["Claim", "Ours"] + (["Published"] if paper else []) + ["How it was decided (verdict counts)"]]
     note = Tex("A headline claim holds when every claim it combines is supported, fails when any is not supported, "
                "and is inconclusive otherwise. `Published' applies the same tests to the original paper's tables "

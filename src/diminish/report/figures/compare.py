@@ -36,7 +36,8 @@ def draw(inp: Inputs):
     a1.set_xlabel("published mean (%)")
     a1.set_ylabel("our mean (%)")
     for m in sorted(df["metric"].unique()):
-        a1.plot([], [], MARK.get(m, "o"), color="0.3", mfc="0.3" if m == "miou" else "none", label=METRIC_LABEL.get(m, m))
+        a1.plot([], [], MARK.get(m, "o"), color="0.3", mfc="0.3" if m == "miou" else "none",
+                label=METRIC_LABEL.get(m, m))
     a1.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the data
 
     g = df[df["metric"] == inp.metric] if inp.metric in set(df["metric"]) else df

@@ -97,7 +97,8 @@ def report(source, out_dir, metric: str = "miou", metrics=METRICS, n_boot: int =
     comp = pd.concat(comp, ignore_index=True) if any(len(c) for c in comp) else comp[0]
     miss = missing(ds, metrics)
     if len(miss):
-        notes.insert(0, f"{len(miss)} missing (NaN) entries{'' if is_summary(ds) else ' (cell, seed)'}; listed in missing.csv")
+        what = "" if is_summary(ds) else " (cell, seed)"
+        notes.insert(0, f"{len(miss)} missing (NaN) entries{what}; listed in missing.csv")
     write_csv(summary(ds, metrics), out_dir / "summary.csv")
     write_csv(res["fits"], out_dir / "fits.csv")
     curves_to_netcdf(res["curves"], out_dir / "curves.nc")
