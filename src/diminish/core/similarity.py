@@ -24,23 +24,23 @@ def _gram(x: torch.Tensor) -> torch.Tensor:
     return x @ x.T
 
 
-def _hsic_biased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+def _hsic_biased(k: torch.Tensor, lk: torch.Tensor) -> torch.Tensor:
     """tr(K H L H) / (n - 1)^2 with H the centring matrix."""
     n = len(k)
     h = torch.eye(n, dtype=k.dtype, device=k.device) - 1.0 / n
-    return torch.trace(k @ h @ l @ h) / (n - 1) ** 2
+    return torch.trace(k @ h @ lk @ h) / (n - 1) ** 2
 
 
-def _hsic_unbiased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+def _hsic_unbiased(k: torch.Tensor, lk: torch.Tensor) -> torch.Tensor:
     """The unbiased HSIC estimator of Song et al. (2012), eq. 5 (needs n > 3)."""
     n = len(k)
     if n <= 3:
         raise ValueError(f"debiased CKA needs more than 3 examples, got {n}")
     k = k - torch.diag(torch.diag(k))
-    l = l - torch.diag(torch.diag(l))
+    lk = lk - torch.diag(torch.diag(lk))
     ones = torch.ones(n, dtype=k.dtype, device=k.device)
-    term = torch.sum(k * l) + (ones @ k @ ones) * (ones @ l @ ones) / ((n - 1) * (n - 2))
-    term = term - 2.0 / (n - 2) * (ones @ k @ l @ ones)
+    term = torch.sum(k * lk) + (ones @ k @ ones) * (ones @ lk @ ones) / ((n - 1) * (n - 2))
+    term = term - 2.0 / (n - 2) * (ones @ k @ lk @ ones)
     return term / (n * (n - 3))
 
 
@@ -48,9 +48,9 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> floa
     """Linear CKA between features ``x`` (n, ...) and ``y`` (n, ...) of the same n examples."""
     if len(x) != len(y):
         raise ValueError(f"CKA compares features of the same examples: {len(x)} vs {len(y)} rows")
-    k, l = _gram(x), _gram(y)
+    k, lk = _gram(x), _gram(y)
     hsic = _hsic_unbiased if debiased else _hsic_biased
-    denom = torch.sqrt(hsic(k, k) * hsic(l, l))
+    denom = torch.sqrt(hsic(k, k) * hsic(lk, lk))
     if not bool(denom > 0):
         return float("nan")  # a constant representation carries no similarity to measure
-    return float(hsic(k, l) / denom)
+    return float(hsic(k, lk) / denom)
