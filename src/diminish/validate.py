@@ -40,6 +40,7 @@ SIZES: dict[str, tuple[int, str]] = {
     "intermediate_epoch": (1, "epochs are numbered 1, 2, ..."),
     "finetune_epoch": (1, "epochs are numbered 1, 2, ..."),
 }
+SLACK = 1e-9  # rounding of float arithmetic (100 * (1 - x) may give -1e-15): not a value outside the range
 IOU_TOLERANCE = 0.05  # points: mIoU and the mean of class IoUs rounded to 2 decimals each differ by < 0.01
 
 
@@ -139,7 +140,7 @@ def check_values(ds: xr.Dataset, source, schema: dict[str, tuple[str, str, str]]
             raise ResultsError(f"{source}: {var} holds {x.dtype} values; it must hold numbers")
         x = x.astype(float)
         low, high, words = RANGES[schema[var][1]]
-        bad = ~np.isnan(x) & ~((x >= low) & (x <= high) & np.isfinite(x))
+        bad = ~np.isnan(x) & ~((x >= low - SLACK) & (x <= high + SLACK) & np.isfinite(x))
         if bad.any():
             more = int(bad.sum()) - 1
             also = f" (and {more} more value{'s' if more != 1 else ''} of {var} out of range)" if more else ""
