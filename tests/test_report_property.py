@@ -9,7 +9,8 @@ half-finished grid) each go through ``read_results`` (the file is valid), the an
 * nothing raises;
 * no generated file prints ``nan``, ``inf``, ``None`` or ``undefined``, or leaves template syntax;
 * no caption or table note lists items one by one: captions are at most :data:`MAX_CAPTION` characters (a
-  longer one stops LaTeX), notes at most :data:`MAX_NOTE`;
+  longer one stops LaTeX), notes at most :data:`MAX_NOTE`, and no table float has more rows than a page
+  holds (:data:`MAX_ROWS`);
 * where a method has too little data the text says so: "not testable" for the plateau in P (fewer than
   5 pre-training sizes above 0 in every case drawn here), and with one seed, that per-cell tests are not
   testable (and with more seeds it says neither that nor "1 seeds").
@@ -36,6 +37,7 @@ N_CASES = int(os.environ.get("DIMINISH_PROPERTY_CASES", "200"))
 # wider than TeX's largest dimension, and LaTeX stops with "Dimension too large". Table notes are paragraphs;
 # the longest fixed one, the verdict rules, is < 2,800.
 MAX_CAPTION, MAX_NOTE = 1500, 3000
+MAX_ROWS = 52  # rows of one table float, header included: what a page holds (Table verdicts-all: floats of 50)
 BAD_WORD = re.compile(r"(?<![A-Za-z\\])((?i:nan|inf)|None|undefined)(?![A-Za-z])")
 # Cases that failed before this test existed (case number: what went wrong); each now passes.
 REGRESSIONS = {
@@ -90,6 +92,10 @@ def problems(case: int, root: Path) -> list[str]:
         for m in BAD_WORD.finditer(t):
             out.append(f"{f.name}:{t[:m.start()].count(chr(10)) + 1}: {m.group(1)!r} in "
                        f"{t[max(0, m.start() - 60):m.end() + 20]!r}")
+        for k, float_ in enumerate(t.split("\\begin{table}")[1:]):
+            rows = sum(line.rstrip().endswith("\\\\") for line in float_.split("\\end{table}")[0].splitlines())
+            if rows > MAX_ROWS:
+                out.append(f"{f.name}: table {k + 1} has {rows} rows (> {MAX_ROWS}, more than a page holds)")
         for c in captions(t):
             most = MAX_NOTE if c.startswith("\\footnotesize") else MAX_CAPTION
             if len(c) > most:

@@ -38,3 +38,24 @@ def test_spread_sentence_names_both_ends_and_skips_nan():
     assert str(spread_sentence("of the difference", [(math.nan, "a")])) == ""
     one = str(spread_sentence("of the difference", [(0.3, "a"), (math.nan, "b")]))
     assert one.startswith("The only cell mean of the difference is ") and one.endswith("(a).")
+
+
+def test_the_left_out_table_gives_one_row_per_reason_with_its_conditions_counted():
+    from types import SimpleNamespace
+
+    from diminish.report.skipped import skipped_rows
+
+    notes = [f"miou: pretrain={p}, intermediate={i}, pow3: skipped: {n} fine-tune sizes < 4 needed"
+             for p, i, n in ((0, False, 2), (0, True, 1), (300, False, 3), (300, True, 2))]
+    notes += ["accuracy: pretrain=0, intermediate=False, pow3: skipped: 2 fine-tune sizes < 4 needed",
+              "miou: H1_F at P=300, I=True not tested: fewer than 3 fine-tune sizes",
+              "miou: intermediate effect at pretrain=300, finetune=40: no complete pair (cell missing)",
+              "miou: H2_P not tested: 2 pre-training sizes > 0 (needs 5)", "miou: a note that skips nothing"]
+    inp = SimpleNamespace(metric="miou", analysis=SimpleNamespace(report={"notes": notes}))
+    rows = skipped_rows(inp)
+    assert rows[0] == ("4 conditions: no pre-training, without the intermediate stage; no pre-training, with the "
+                       "intermediate stage; and 2 more", "pow3: skipped: 1 to 3 fine-tune sizes < 4 needed")
+    assert rows[1] == ("300 pre-training images, with the intermediate stage",
+                       "H1_F not tested: fewer than 3 fine-tune sizes")
+    assert rows[2] == ("whole study", "H2_P not tested: 2 pre-training sizes > 0 (needs 5)")
+    assert len(rows) == 3

@@ -8,6 +8,8 @@ each against the items it was given.
 
 from __future__ import annotations
 
+import re
+
 from .latex import Tex, escape, num
 
 EXAMPLES = 2  # examples printed per reason at most
@@ -49,3 +51,30 @@ def counted(items: list[tuple[str, str]], total: int, noun: str = "values", exam
         (reason, ex), = by.items()
         return Tex(escape(f"{head} {reason}: {shown(ex)}"))
     return Tex(escape(f"{head}: " + ", ".join(f"{len(ex)} {reason} ({shown(ex)})" for reason, ex in by.items())))
+
+
+def where_phrase(labels: list[str], noun: str, examples: int = EXAMPLES) -> str:
+    """'no pre-training, with ...' for one; '5 conditions: A; B; and 3 more' for several (plain text)."""
+    if len(labels) == 1:
+        return labels[0]
+    more = len(labels) - examples
+    return f"{len(labels)} {noun}s: " + "; ".join(labels[:examples]) + (f"; and {more} more" if more > 0 else "")
+
+
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
+
+
+def merge_numbers(texts: list[str]) -> str:
+    """Sentences that differ only in their numbers, as one: each number that varies becomes its range
+    ('skipped: 1 to 3 fine-tune sizes < 4 needed'). The texts must share their words (:func:`word_key`)."""
+    parts = [_NUMBER.split(t) for t in texts]
+    out = list(parts[0])
+    for k in range(1, len(out), 2):  # odd positions hold the numbers
+        values = sorted({p[k] for p in parts}, key=float)
+        out[k] = values[0] if len(values) == 1 else f"{values[0]} to {values[-1]}"
+    return "".join(out)
+
+
+def word_key(text: str) -> str:
+    """A sentence with its numbers left out: the key of :func:`merge_numbers`."""
+    return _NUMBER.sub("#", text)
