@@ -79,7 +79,8 @@ def _cells(inp: Inputs, intermediate: bool, pretrain: list[int]) -> list[list[li
 def _seed_note(inp: Inputs) -> Tex:
     ns = len(inp.results.seed)
     missing = int(inp.results["miou"].isnull().sum())
-    note = f"Mean $\\pm$ sample SD over {ns} seeds, in percent on the held-out test images."
+    note = (f"Mean $\\pm$ sample SD over {ns} seeds, in percent on the held-out test images." if ns > 1 else
+            "The one seed's value (no SD with one seed), in percent on the held-out test images.")
     if missing:
         runs = "run is" if missing == 1 else "runs are"
         note += f" {missing} {runs} missing; -- marks a cell without any finished run."
