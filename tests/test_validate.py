@@ -71,6 +71,7 @@ BAD = {
                                     ["coordinate finetune lists 500 2 times"]),
     "duplicated seed": (("raw", _coords(seed=[0, 1, 1])), ["coordinate seed lists 1 2 times"]),
     "text seed": (("raw", _coords(seed=["a", "b", "c"])), ["coordinate seed holds", "whole numbers"]),
+    "no seed coordinate": (("raw", lambda raw: raw.drop_vars("seed")), ["no seed coordinate"]),
 }
 
 
