@@ -33,10 +33,11 @@ ANALYSIS_SRC := $(wildcard src/diminish/analysis/*.py src/diminish/analysis/*/*.
                   src/diminish/analysis/*/*.csv src/diminish/analysis/*.json)
 
 # Python every report step imports (inputs, formatting, CLI) and the results reader.
-REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py $(RP)/registry.py \
-               src/diminish/results.py src/diminish/config.py
+REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py $(RP)/registry.py $(RP)/build.py \
+               src/diminish/results.py src/diminish/validate.py src/diminish/config.py
 # numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
-NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(RP)/statements.py $(RP)/skipped.py experiments/paper.toml
+NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(RP)/statements.py $(RP)/summaries.py $(RP)/skipped.py \
+              experiments/paper.toml
 FIG_CORE := $(REPORT_CORE) $(RP)/figures/__init__.py $(RP)/figures/_common.py
 FIGURE_NAMES := curves pretrain intermediate transfer compare examples pretrain_curves
 FIGURES := $(addprefix $(PB)/figures/,$(addsuffix .pdf,$(FIGURE_NAMES)))
@@ -109,12 +110,12 @@ $(PB)/references.bib: paper/references.bib
 	@mkdir -p $(@D)
 	cp $< $@
 
-# 6. LaTeX (latexmk reruns pdflatex/bibtex as often as references need)
+# 6. LaTeX (latexmk reruns pdflatex/bibtex as often as references need); when it fails, report/latexlog.py names
+#    the generated file and line, what wrote that file, and the results it was built from
 $(PB)/paper.pdf: $(PB)/paper.tex $(PB)/numbers.tex $(TABLES) $(FIGURES) $(PB)/figures/reconstructions.pdf \
                 $(PB)/references.bib | paper-tools
 	@cd $(PB) && latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error -silent paper.tex \
-	  >latexmk.out 2>&1 || { grep -A4 -E '^!|\.tex:[0-9]+:' paper.log | head -40; \
-	  echo "paper: LaTeX failed; full log in $(PB)/paper.log"; exit 1; }
+	  >latexmk.out 2>&1 || { cd $(CURDIR) && $(PAPER_PY) -m diminish.report.latexlog $(PB); exit 1; }
 	@touch $@
 	@boxes=$$(grep -c '^Overfull' $(PB)/paper.log || true); \
 	  pages=$$(grep -o 'Output written on paper.pdf ([0-9]* pages' $(PB)/paper.log | grep -o '[0-9]* pages'); \

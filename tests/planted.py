@@ -143,7 +143,9 @@ def planted(intermediate: str = "hurts", pretrain: str = "helps", curve: str = "
     miou = clean[..., None] + u + rng.normal(0.0, noise, size=clean.shape + (n_seeds,))
     ds["miou"][:] = miou
     ds["accuracy"][:] = 40.0 + 0.6 * miou + rng.normal(0.0, noise / 2, size=miou.shape)
-    ds["iou"][:] = miou[..., None] + np.array([4.0, 15.0, -19.0])
+    # class IoUs spread around mIoU (their mean), the spread narrowed where it would leave [0, 100]
+    spread = np.clip(np.minimum(miou / 19.0, (100.0 - miou) / 15.0), 0.0, 1.0)
+    ds["iou"][:] = miou[..., None] + spread[..., None] * np.array([4.0, 15.0, -19.0])
     Fs = np.asarray(F, float)[None, None, :, None]
     ds["train_seconds"][:] = 0.01 * Fs + 0 * miou
     ds["final_loss"][:] = 0.3 + 10.0 / Fs + 0 * miou

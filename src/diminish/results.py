@@ -52,6 +52,7 @@ import xarray as xr
 
 from .clihelp import HelpFormatter, examples, hidden_alias
 from .data.classes import TRIMAP_CLASSES
+from .validate import check_results
 
 CELL_DIMS = ("pretrain", "intermediate", "finetune", "seed")
 CELL_VARS = ("accuracy", "miou", "train_seconds", "final_loss")
@@ -198,7 +199,11 @@ def write_results(ds: xr.Dataset, path: str | Path, extra: Mapping[str, tuple[st
 
 def read_results(path: str | Path) -> xr.Dataset:
     """Open a results file with ``intermediate`` as bool again (and without the file's ``Conventions``
-    attribute, so the report's provenance lists what it did before); loads it into memory."""
+    attribute, so the report's provenance lists what it did before); loads it into memory.
+
+    The file is checked first (:mod:`diminish.validate`: coordinates, each variable's range from its
+    :data:`SCHEMA` units, IoU against mIoU); a violation raises ``validate.ResultsError`` (a
+    ``ValueError``) in one line naming the file, the variable, the cell and the value."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
@@ -211,7 +216,7 @@ def read_results(path: str | Path) -> xr.Dataset:
     if missing or any(d not in ds.dims for d in CELL_DIMS):
         raise ValueError(f"{path}: not a diminish results file (missing {missing or list(CELL_DIMS)})")
     ds.attrs.pop("Conventions", None)  # a property of the file (write_results adds it), not of the results
-    return ds.assign_coords(intermediate=ds["intermediate"].astype(bool))
+    return check_results(ds, path, SCHEMA)
 
 
 def from_records(
@@ -316,7 +321,8 @@ def example_results(seed: int = 0, seeds: Iterable[int] = (0, 1, 2), noise: floa
     miou = miou + rng.normal(0.0, noise, size=ds.miou.shape)
     ds["miou"][:] = miou
     ds["accuracy"][:] = 40.0 + 0.7 * miou + rng.normal(0.0, noise / 2, size=miou.shape)
-    ds["iou"][:] = miou[..., None] + np.array([4.0, 15.0, -19.0]) + rng.normal(0, noise, miou.shape + (3,))
+    jitter = rng.normal(0, noise, miou.shape + (3,))  # centred per cell: mIoU stays the mean of the classes' IoU
+    ds["iou"][:] = miou[..., None] + np.array([4.0, 15.0, -19.0]) + jitter - jitter.mean(-1, keepdims=True)
     ds["train_seconds"][:] = Fs * 0.01 + 0 * miou
     ds["final_loss"][:] = 0.3 + 10.0 / Fs + 0 * miou
     ds["pretrain_loss"][:] = np.where(ds.pretrain.values[:, None] > 0, 0.5, np.nan) + 0 * ds.seed.values

@@ -117,8 +117,18 @@ def _seed_terms(d: pd.DataFrame) -> dict[str, np.ndarray]:
     return {f"seed[{s}]": (d.seed == s).astype(float).to_numpy() - last for s in seeds[:-1]}
 
 
-def _fit(X: np.ndarray, y: np.ndarray):
-    return sm.OLS(y, X).fit(cov_type="HC3", use_t=True)
+def _fit(X: np.ndarray, y: np.ndarray, notes: Notes, what: str):
+    """OLS with HC3 SEs -> (fit, SEs, CIs, p-values). A difference with leverage 1 (the only one of its seed or
+    cell) is fitted exactly and HC3 divides by 1 - leverage = 0: where a SE is not finite, the term gets no SE,
+    interval or p-value (NaN), and a note says why."""
+    res = sm.OLS(y, X).fit(cov_type="HC3", use_t=True)
+    se, ci, p = np.asarray(res.bse, float), np.asarray(res.conf_int(0.05), float), np.asarray(res.pvalues, float)
+    bad = ~np.isfinite(se)
+    if bad.any():
+        se, ci, p = np.where(bad, np.nan, se), np.where(bad[:, None], np.nan, ci), np.where(bad, np.nan, p)
+        notes.add(f"{what}: no interval for {int(bad.sum())} of {len(se)} terms (a difference fitted exactly, "
+                  "leverage 1, leaves HC3 without a finite standard error)")
+    return res, se, ci, p
 
 
 def pooled(ds: xr.Dataset, metric: str = "miou", effects=("intermediate", "pretrain")) -> pd.DataFrame:
@@ -144,14 +154,13 @@ def pooled(ds: xr.Dataset, metric: str = "miou", effects=("intermediate", "pretr
         if len(y) <= X.shape[1] + 1:
             notes.add(f"{metric}: pooled {effect} model skipped: {len(y)} differences for {X.shape[1]} terms")
             continue
-        res = _fit(X, y)
-        ci = np.asarray(res.conf_int(0.05))
+        res, se, ci, pv = _fit(X, y, notes, f"{metric}: pooled {effect} model")
         parts = ["b0"] + [SYMBOL[t] for t in terms[1:]] + (["seed effect"] if len(cols) > len(terms) else [])
         formula = "delta = " + " + ".join(parts + ["error"])
         for k, term in enumerate(terms):
             rows.append(dict(metric=metric, effect=effect, term=term, estimate=float(res.params[k]),
-                             se=float(res.bse[k]), ci_lo=float(ci[k, 0]), ci_hi=float(ci[k, 1]),
-                             p=float(res.pvalues[k]), model=model, n_obs=len(y), df_resid=float(res.df_resid),
+                             se=float(se[k]), ci_lo=float(ci[k, 0]), ci_hi=float(ci[k, 1]),
+                             p=float(pv[k]), model=model, n_obs=len(y), df_resid=float(res.df_resid),
                              unit=UNITS[term], arms=arms, formula=formula))
     return attach(pd.DataFrame(rows, columns=POOLED_COLS), notes)
 
@@ -176,11 +185,10 @@ def effect_by_f(ds: xr.Dataset, metric: str = "miou", effects=("intermediate", "
             notes.add(f"{metric}: {effect} effect per fine-tune size skipped: {len(y)} differences for "
                       f"{X.shape[1]} terms")
             continue
-        res = _fit(X, y)
-        ci = np.asarray(res.conf_int(0.05))
+        res, se, ci, _ = _fit(X, y, notes, f"{metric}: {effect} effect per fine-tune size")
         for k, f in enumerate(Fs):
             rows.append(dict(metric=metric, effect=effect, finetune=int(f), estimate=float(res.params[k]),
-                             se=float(res.bse[k]), ci_lo=float(ci[k, 0]), ci_hi=float(ci[k, 1]),
+                             se=float(se[k]), ci_lo=float(ci[k, 0]), ci_hi=float(ci[k, 1]),
                              n_obs=int((d.finetune == f).sum()), df_resid=float(res.df_resid), arms=arms,
                              model=model))
     return attach(pd.DataFrame(rows, columns=BY_F_COLS), notes)

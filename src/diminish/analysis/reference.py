@@ -13,6 +13,7 @@ where the paper did not run the cell: P = 0 with intermediate fine-tuning). Miss
 
 from __future__ import annotations
 
+import functools
 import io
 from importlib import resources
 
@@ -34,7 +35,12 @@ def paper_table() -> pd.DataFrame:
 
 
 def load_reference(spread: str = "sd", n: int = PAPER_RUNS) -> xr.Dataset:
-    """The paper's numbers as a summary Dataset (see the module docstring)."""
+    """The paper's numbers as a summary Dataset (see the module docstring); a copy of the one built per process."""
+    return _reference(spread, n).copy(deep=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _reference(spread: str, n: int) -> xr.Dataset:
     if spread not in SPREADS:
         raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
     if n < 2:

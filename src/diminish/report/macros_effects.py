@@ -34,6 +34,7 @@ from .statements import (
     significant_cells,
     trend_sentence,
 )
+from .summaries import spread_sentence
 
 
 def pooled_term(pooled: pd.DataFrame, metric: str, effect: str, term: str) -> pd.Series | None:
@@ -126,9 +127,11 @@ def pretrain_arm_only(inp: Inputs) -> bool:
 def add_intermediate_effect(n: Numbers, inp: Inputs) -> None:
     df = rows_where(inp.analysis.paired_intermediate, metric=inp.metric)
     _effect(n, inp, "Intermediate", "the intermediate stage", df, "intermediate")
-    pooled_mean = pooled_term(inp.analysis.pooled, inp.metric, "intermediate", "mean")
-    n.flags["has_pooled_intermediate"] = pooled_mean is not None
-    if len(df):
+    n.flags["has_pooled_intermediate"] = pooled_term(inp.analysis.pooled, inp.metric, "intermediate", "mean") is not None
+    cells = [(d, f"{condition_label(p)}, {int(f)} fine-tuning images")
+             for d, p, f in zip(df["mean_delta"].astype(float), df["pretrain"], df["finetune"])]
+    n.set("IntermediateRange", spread_sentence("of the difference", cells))
+    if df["mean_delta"].notna().any():  # (idxmin of an all-NaN column raises)
         worst = df.loc[df["mean_delta"].idxmin()]
         best = df.loc[df["mean_delta"].idxmax()]
         n.set("IntermediateLow", num(worst["mean_delta"], sign=True))

@@ -15,7 +15,7 @@ import numpy as np
 from .inputs import Inputs
 from .latex import Tex, num, size_label
 from .macros import Numbers, snum
-from .statements import convergence_reading, convergence_sentence, convergence_state
+from .statements import convergence_reading, convergence_sentence, convergence_state, plural
 
 
 def curve_summary(curve) -> dict | None:
@@ -58,7 +58,7 @@ def add_pretraining(n: Numbers, inp: Inputs) -> None:
     if s is not None:
         n.set("PretrainCurveSize", size_label(s["pretrain"]))
         n.set("PretrainCurveEpochs", Tex(str(s["epochs"])))
-        n.set("PretrainCurveSeeds", Tex(str(s["seeds"])))
+        n.set("PretrainCurveSeeds", plural(int(s["seeds"]), "seed"))  # '1 seed' / '3 seeds'
         n.set("PretrainLossFirst", num(s["first"], 3))
         n.set("PretrainLossLast", num(s["last"], 3))
         n.set("PretrainLossRatio", num(s["ratio"], 2))

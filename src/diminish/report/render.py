@@ -13,6 +13,7 @@ a silent gap in the paper.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .latex import (
 from .macros import FAMILY_SHORT, FAMILY_TEX, condition_label
 from .numbers import PREFIX, Numbers
 from .skipped import skipped_rows
+from .summaries import counted
 
 TEMPLATES = Path(__file__).with_name("templates")
 LEFTOVER_SYNTAX = ("\\VAR{", "\\BLOCK{", "\\#{")
@@ -77,7 +79,9 @@ def table_tex(caption: str | Tex, label: str, colspec: str, header: list[list], 
                   rules=[Tex(r) for r in (rules or [""] * len(header))], float=Tex(float_env))
 
 
+@functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
+    """The one jinja2 environment (made once: it caches the compiled templates, which are reloaded when changed)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         block_start_string="\\BLOCK{",
@@ -172,7 +176,7 @@ def paper_context(inp: Inputs, numbers: Numbers) -> dict:
                 synmark=Tex(r"\textbf{[Synthetic demo data]} ") if syn else Tex(""),
                 statement=statement, families=families, pooled_p_term=formula, pooled_p_words=words,
                 pooled_has_pre=has_i, has_pvp="pretrain" in FIGURES, has_skipped=bool(skipped_rows(inp)),
-                pooled_arms=_arms(inp), transfer_left_out=Tex("; ".join(str(escape(x)) for x in left_out(inp))),
+                pooled_arms=_arms(inp), transfer_left_out=counted(*left_out(inp)),
                 plateau_boot=_boot(inp),
                 contrast_pooled=str(rep.get("small_n", {}).get("contrast_variance", "")) == "pooled over all cells",
                 plateau_width=Tex(f"{float(rep.get('max_plateau_width', 10)):g}"),

@@ -132,8 +132,9 @@ def effect_sentence(subject: str, metric: str, pos: int, neg: int, n: int, mean:
     avg = Tex(f"mean difference {signed(mean)} points{src}")
     s_mean, s_ci = _sign(mean), side(lo, hi)
     if s_ci == 0 and (isnan(lo) or isnan(hi)):
-        why = "one seed per cell" if seeds < 2 else f"{plural(seeds, 'seed')} per cell"
-        return Tex(f"{escape(S)} {verb(s_mean)} {m} on average ({avg}), but with {why} no interval can be "
+        # with 2+ seeds, what is missing is differences: too few for the pooled model, or one fitted exactly
+        why = "with one seed per cell" if seeds < 2 else "with too few paired differences"
+        return Tex(f"{escape(S)} {verb(s_mean)} {m} on average ({avg}), but {why} no interval can be "
                    f"given, so the direction is not established; it raises {m} {count_phrase(pos, n, unit)} "
                    f"and lowers it {count_phrase(neg, n, unit)}.")
     if s_ci == 0:

@@ -31,7 +31,7 @@ from .latex import (
     sci,
     size_label,
 )
-from .macros import FAMILY_TEX, family_name, family_short
+from .macros import FAMILY_TEX, family_name, family_short, plural
 from .macros_effects import pretrain_arm_only
 from .macros_study import paper_config
 from .numbers import METRIC_LABEL, plateau_text
@@ -79,7 +79,8 @@ def _cells(inp: Inputs, intermediate: bool, pretrain: list[int]) -> list[list[li
 def _seed_note(inp: Inputs) -> Tex:
     ns = len(inp.results.seed)
     missing = int(inp.results["miou"].isnull().sum())
-    note = f"Mean $\\pm$ sample SD over {ns} seeds, in percent on the held-out test images."
+    note = (f"Mean $\\pm$ sample SD over {ns} seeds, in percent on the held-out test images." if ns > 1 else
+            "The one seed's value (no SD with one seed), in percent on the held-out test images.")
     if missing:
         runs = "run is" if missing == 1 else "runs are"
         note += f" {missing} {runs} missing; -- marks a cell without any finished run."
@@ -231,11 +232,14 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
                         + ([pvalue(r.p_perm)] if perm else []) + [pvalue(r.p_holm)])
             last_arm = arm
         groups.append(rows)
-    note = f"Paired by seed ({nmax} seeds per cell); SE and the 95% CI from the paired t distribution."
-    if not perm:
+    note = f"Paired by seed ({plural(nmax, 'seed')} per cell); SE and the 95% CI from the paired t distribution."
+    if nmax < 2:  # one difference per cell: nothing to test it against
+        note = ("Paired by seed (1 seed per cell): each cell has one difference and no spread, so its SE, interval "
+                "and tests are not testable (--); the pooled model gives the intervals.")
+    elif not perm:
         note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
                  f"{2 / 2 ** nmax:.3g}.")
-    if nmax < DZ_MIN_SEEDS:
+    if 2 <= nmax < DZ_MIN_SEEDS:
         note += f" The standardised effect $d_z$ needs at least {DZ_MIN_SEEDS} seeds and is left out."
     return [header], groups, Tex(str(escape(note)).replace(r"\$d\_z\$", "$d_z$"))
 

@@ -25,7 +25,7 @@ def draw(inp: Inputs):
             if not np.isfinite(y).any():
                 continue
             ax.plot(epochs, y, "-o", ms=2.5, lw=1.0, color=col[int(p)], alpha=0.85,
-                    label=f"{pretrain_label(p)} ({len(ds.seed)} seeds)" if first else None)
+                    label=f"{pretrain_label(p)} ({len(ds.seed)} seed{'s' if len(ds.seed) != 1 else ''})" if first else None)
             first = False
     ax.set_xlabel("pre-training epoch")
     ax.set_ylabel("SimMIM masked L1\n(training loss, epoch mean)")

@@ -6,7 +6,7 @@ no extra fine-tuning images, or fewer) all show; a dashed line marks D_T = 0. Po
 lies beyond the from-scratch curve's measured range (extrapolated) are hollow. A power law
 D_T = k F^alpha is drawn only where transfer_fit.csv has one (at least 3 positive points), over
 the F range of those points. Points without a finite F_eff cannot be drawn: :func:`left_out`
-lists them, for the caption.
+gives them, for the caption (which counts them and names a few).
 """
 
 from __future__ import annotations
@@ -35,15 +35,16 @@ def _rows(inp: Inputs) -> pd.DataFrame:
     return tr[tr["metric"] == inp.metric] if len(tr) else tr
 
 
-def left_out(inp: Inputs) -> list[str]:
-    """One line per transfer value the figure cannot draw, and why (for the caption)."""
+def left_out(inp: Inputs) -> tuple[list[tuple[str, str]], int]:
+    """The transfer values the figure cannot draw, as (why, where) pairs, and how many values there are
+    (for the caption, which counts them: :func:`..summaries.counted`)."""
     tr = _rows(inp)
     if not len(tr):
-        return []
+        return [], 0
     bad = tr[~np.isfinite(tr["d_t"].astype(float))]
-    return [f"P = {size_label(r.pretrain) if r.pretrain else 0}, {'with' if r.intermediate else 'without'} "
-            f"intermediate fine-tuning, F = {int(r.finetune)}: no finite effective data (the score lies outside "
-            "the range of the from-scratch curve)" for r in bad.itertuples()]
+    why = "with no finite effective data (the score lies outside the range of the from-scratch curve)"
+    return [(why, f"P = {size_label(r.pretrain) if r.pretrain else 0}, {'with' if r.intermediate else 'without'} "
+                  f"intermediate fine-tuning, F = {int(r.finetune)}") for r in bad.itertuples()], len(tr)
 
 
 def draw(inp: Inputs):
