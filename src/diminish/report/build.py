@@ -6,6 +6,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .figures import FIGURES, module
+from .figures._common import save
+from .latexlog import LatexError, explain
+from .numbers import json_path, read_numbers, write_numbers
+from .render import write_paper
+from .tables import write_tables
+
 # the latexmk call of paper/paper.mk
 LATEXMK = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "-silent",
            "paper.tex"]
@@ -28,7 +35,6 @@ def compile_pdf(out_dir: str | Path, bib: str | Path | None = None, timeout: flo
     """latexmk on ``out_dir/paper.tex`` as paper.mk runs it (``bib``: references.bib to copy beside it, if
     missing). Returns paper.pdf; a failure raises :class:`.latexlog.LatexError` naming the generated file and
     line, what wrote it and the log (:func:`.latexlog.explain`)."""
-    from .latexlog import LatexError, explain
 
     out_dir = Path(out_dir)
     if bib is not None and not (out_dir / "references.bib").exists():

@@ -127,7 +127,8 @@ def pretrain_arm_only(inp: Inputs) -> bool:
 def add_intermediate_effect(n: Numbers, inp: Inputs) -> None:
     df = rows_where(inp.analysis.paired_intermediate, metric=inp.metric)
     _effect(n, inp, "Intermediate", "the intermediate stage", df, "intermediate")
-    n.flags["has_pooled_intermediate"] = pooled_term(inp.analysis.pooled, inp.metric, "intermediate", "mean") is not None
+    pooled_mean = pooled_term(inp.analysis.pooled, inp.metric, "intermediate", "mean")
+    n.flags["has_pooled_intermediate"] = pooled_mean is not None
     cells = [(d, f"{condition_label(p)}, {int(f)} fine-tuning images")
              for d, p, f in zip(df["mean_delta"].astype(float), df["pretrain"], df["finetune"])]
     n.set("IntermediateRange", spread_sentence("of the difference", cells))
