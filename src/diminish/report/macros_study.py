@@ -208,7 +208,8 @@ def add_compare(n: Numbers, inp: Inputs) -> None:
         h = h[h["metric"] == inp.metric]
     holds = h["holds_in_ours"].astype(str).str.strip().str.lower()
     n.set("HeadlineSentence", headline_sentence(int((holds == "yes").sum()), int((holds == "no").sum()),
-                                                int((holds == "inconclusive").sum())))
+                                                int((holds == "inconclusive").sum()),
+                                                int((holds == "not testable").sum())))
 
 
 def add_provenance(n: Numbers, inp: Inputs) -> None:

@@ -50,7 +50,7 @@ def count_phrase(k: int, n: int, unit: str = "cells") -> str:
     return f"in {k} of the {n} {unit}"
 
 
-VERDICT_ORDER = ("supported", "inconclusive", "not supported")
+VERDICT_ORDER = ("supported", "inconclusive", "not supported", "not testable")
 
 
 def verdict_counts(counts: dict[str, int], unit: str = "conditions") -> str:
@@ -253,9 +253,10 @@ def settings_sentence(differences: list[str] | None) -> Tex:
                "not test the published schedule.")
 
 
-def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
-    """'Of the original paper's 3 headline claims, 1 holds in our data, 1 does not and 1 is inconclusive.'"""
-    n = holds + fails + inconclusive
+def headline_sentence(holds: int, fails: int, inconclusive: int, untestable: int = 0) -> Tex:
+    """'Of the original paper's 3 headline claims, 1 holds in our data, 1 does not and 1 is inconclusive.'
+    A claim that could not be tested (``untestable``) is counted apart, never as inconclusive."""
+    n = holds + fails + inconclusive + untestable
     parts = []
     if holds:
         parts.append(f"{holds} {'holds' if holds == 1 else 'hold'} in our data")
@@ -263,13 +264,16 @@ def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
         parts.append(f"{fails} {'does' if fails == 1 else 'do'} not" + ("" if holds else " hold in our data"))
     if inconclusive:
         parts.append(f"{inconclusive} {'is' if inconclusive == 1 else 'are'} inconclusive")
+    if untestable:
+        parts.append(f"{untestable} {'is' if untestable == 1 else 'are'} not testable with this design")
     if n == 0:
         return Tex("No headline claim of the original paper could be checked.")
     if len(parts) == 1:
         one = n == 1
         text = ("it holds in our data" if one else "all hold in our data") if holds else \
             ("it does not hold in our data" if one else "none holds in our data") if fails else \
-            ("it is inconclusive" if one else "all are inconclusive")
+            ("it is inconclusive" if one else "all are inconclusive") if inconclusive else \
+            ("it is not testable with this design" if one else "none is testable with this design")
         return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {text}.")
     return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {join_words(parts)}.")
 
