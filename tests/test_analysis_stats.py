@@ -122,7 +122,7 @@ def test_cell_tests_and_pooled_model_recover_a_known_effect():
     assert po.loc[("pretrain", "mean"), "estimate"] == pytest.approx(3.75, abs=0.2)
     assert "without intermediate" in po.loc[("pretrain", "mean"), "arms"]
     assert "intermediate" not in set(po.loc["pretrain"].index)  # one arm: no intermediate term
-    assert (po.unit.str.len() > 0).all() and (po.formula.str.startswith("delta = b0")).all()
+    assert (po.unit.str.len() > 0).all() and po.loc["intermediate"].formula.str.startswith("delta = b0").all()
     pp = paired_pretrain(ds, "miou")
     assert set(pp.pretrain) == {50_000, 100_000} and (pp.baseline_intermediate == pp.intermediate).all()
 
