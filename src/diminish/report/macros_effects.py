@@ -57,7 +57,8 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
     else:  # no pooled model: the plain mean of the cells, without an interval
         est, lo, hi, src = (float(np.nanmean(d)) if tot else np.nan), np.nan, np.nan, "mean of the cells"
     n.set(f"{tag}Effect", effect_sentence(subject, label, pos, neg, tot, est, lo, hi, seeds=seeds, source=src))
-    n.set(f"{tag}Significance", significant_cells(up, down, tot, noun=f"the difference {subject} makes"))
+    fam = int(df["holm_m"].max()) if "holm_m" in df.columns and tot else None
+    n.set(f"{tag}Significance", significant_cells(up, down, tot, noun=f"the difference {subject} makes", family=fam))
     n.set(f"{tag}Cells", integer(tot))
     n.flags[f"{tag.lower()}_side"] = side(lo, hi)
     n.flags[f"{tag.lower()}_cells"] = tot

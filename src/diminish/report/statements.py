@@ -150,8 +150,10 @@ def effect_sentence(subject: str, metric: str, pos: int, neg: int, n: int, mean:
 
 
 def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit: str = "cells",
-                      noun: str = "the difference") -> Tex:
-    """'After Holm correction the difference is significant in 3 of the 20 cells (2 higher, 1 lower).'"""
+                      noun: str = "the difference", family: int | None = None) -> Tex:
+    """'After Holm correction the difference is significant in 3 of the 20 cells (2 higher, 1 lower).'
+    With ``family`` (the number of tests the correction counts) the sentence names it: 'After Holm
+    correction over a family of 20 tests ...'."""
     k = k_up + k_down
     if n == 0:
         return Tex("")
@@ -163,7 +165,8 @@ def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit:
         detail = " (all higher)" if k_up else " (all lower)"
         if k == 1:
             detail = " (higher)" if k_up else " (lower)"
-    return Tex(f"After Holm correction {escape(noun)} is significant at $p<{alpha:g}$ {where}{detail}.")
+    over = "" if family is None else f" over a family of {plural(int(family), 'test')}"
+    return Tex(f"After Holm correction{over} {escape(noun)} is significant at $p<{alpha:g}$ {where}{detail}.")
 
 
 def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int, slope: object,

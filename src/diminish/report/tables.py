@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .inputs import Inputs, cell_table, plateau_of
 from .latex import (
@@ -23,26 +22,25 @@ from .latex import (
     breakable_tt,
     escape,
     integer,
-    interval,
     isnan,
     num,
     pm,
-    pvalue,
     sci,
     size_label,
 )
 from .macros import FAMILY_TEX, family_name, family_short
-from .macros_effects import pretrain_arm_only
 from .macros_study import paper_config
 from .numbers import METRIC_LABEL, plateau_text
 from .registry import TABLES as REGISTERED
 from .render import table_tex as _tab
 from .tables_claims import headline, skipped, verdicts, verdicts_all
+from .tables_paired import paired_intermediate, paired_pretrain
 
 # The functions that render the tables, by name; TABLES (below the last one) puts them in the
 # registry's order and refuses a table that is drawn here but not registered, or the reverse.
 _DRAWN: dict[str, Callable[[Inputs], str | None]] = {
-    "verdicts": verdicts, "verdicts_all": verdicts_all, "headline": headline, "skipped": skipped}
+    "verdicts": verdicts, "verdicts_all": verdicts_all, "headline": headline, "skipped": skipped,
+    "paired_intermediate": paired_intermediate, "paired_pretrain": paired_pretrain}
 
 
 def table(name: str):
@@ -202,70 +200,6 @@ def fits(inp: Inputs) -> str | None:
     return _tab(f"Curve families fitted to {METRIC_LABEL[inp.metric]} against fine-tune size, per condition.",
                 "tab:fits", "rl" + "r" * len(fams) + "l" + ("c" if show_plateau else "") + ("r" if show_f95 else ""),
                 header, groups, size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
-
-
-PERM_MIN_SEEDS = 5  # with n seeds the exact sign-flip p cannot go below 2 / 2^n (0.0625 at n = 4)
-DZ_MIN_SEEDS = 3  # d_z = mean / SD of the differences: with 2 seeds the SD rests on one degree of freedom
-
-
-def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], str]:
-    """(header, row groups, note) of a per-cell paired table; columns that the number of seeds
-    makes uninformative are left out, and the note says which and why."""
-    nmax = int(df["n"].max()) if len(df) else 0
-    perm = bool(df["perm_informative"].any()) if "perm_informative" in df.columns else nmax >= PERM_MIN_SEEDS
-    dz = nmax >= DZ_MIN_SEEDS and bool(df["dz"].notna().any())
-    header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI"] \
-        + ([Tex("$d_z$")] if dz else []) + [Tex("$p_t$")] + ([Tex("$p_{\\mathrm{perm}}$")] if perm else []) \
-        + [Tex("$p_{\\mathrm{Holm}}$")]
-    groups = []
-    for p, g in df.sort_values(["pretrain"] + (["intermediate"] if with_arm else []) + ["finetune"]).groupby(
-            "pretrain", sort=True):
-        rows = []
-        last_arm = None
-        for k, r in enumerate(g.itertuples()):
-            arm = _yesno(r.intermediate) if with_arm else None
-            rows.append(([size_label(p)] if k == 0 else [""]) + ([arm if arm != last_arm else ""] if with_arm else [])
-                        + [integer(r.finetune), pm(r.mean_delta, r.se), interval(r.ci_lo, r.ci_hi)]
-                        + ([num(r.dz) if r.n >= DZ_MIN_SEEDS else DASH] if dz else []) + [pvalue(r.p_t)]
-                        + ([pvalue(r.p_perm)] if perm else []) + [pvalue(r.p_holm)])
-            last_arm = arm
-        groups.append(rows)
-    note = f"Paired by seed ({nmax} seeds per cell); SE and the 95% CI from the paired t distribution."
-    if not perm:
-        note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
-                 f"{2 / 2 ** nmax:.3g}.")
-    if nmax < DZ_MIN_SEEDS:
-        note += f" The standardised effect $d_z$ needs at least {DZ_MIN_SEEDS} seeds and is left out."
-    return [header], groups, Tex(str(escape(note)).replace(r"\$d\_z\$", "$d_z$"))
-
-
-@table("paired_intermediate")
-def paired_intermediate(inp: Inputs) -> str | None:
-    df = inp.analysis.paired_intermediate
-    df = df[df["metric"] == inp.metric]
-    if not len(df):
-        return None
-    header, groups, note = _paired(df, False)
-    return _tab(f"Intermediate fine-tuning effect on {METRIC_LABEL[inp.metric]} per cell: with minus without the "
-                "intermediate stage.", "tab:paired-intermediate", "rrccc" + "r" * (len(header[0]) - 5),
-                header, groups, size=r"\footnotesize", note=note)
-
-
-@table("paired_pretrain")
-def paired_pretrain(inp: Inputs) -> str | None:
-    df = inp.analysis.paired_pretrain
-    df = df[df["metric"] == inp.metric]
-    if pretrain_arm_only(inp):
-        df = df[df["intermediate"] == False]  # noqa: E712 - the cells the pooled model uses
-    if not len(df):
-        return None
-    arms = df["intermediate"].nunique() > 1
-    header, groups, note = _paired(df, arms)
-    return _tab(f"Pre-training effect on {METRIC_LABEL[inp.metric]} per cell: pre-trained minus from scratch"
-                + (", with and without the intermediate stage (the cells the pooled model uses)." if arms
-                   else ", without the intermediate stage (the cells the pooled model uses)."),
-                "tab:paired-pretrain", ("rl" if arms else "r") + "rccc" + "r" * (len(header[0]) - (6 if arms else 5)),
-                header, groups, size=r"\footnotesize", note=note)
 
 
 @table("transfer")
