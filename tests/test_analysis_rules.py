@@ -83,6 +83,10 @@ def test_every_cell_every_branch():
     d = rules.every_cell([1.0, -2.0, 3.0], [0.4, -5.0, 0.5], [1.6, 1.0, 5.5], [0.01, 0.4, 0.02], +1, names)
     check(d, "inconclusive", "the weakest cell, B")
     assert "includes 0" in sentence(d)
+    # with 2 seeds the weakest cell's 1-df interval is not printed; where it lies is said instead
+    d = rules.every_cell([1.0, 2.0], [-30.0, 0.1], [32.0, 3.9], [0.9, 0.2], +1, ["A", "B"], n=[2, 2])
+    assert d.verdict == "inconclusive" and np.isnan(d.lo) and "n = 2) includes 0" in d.by
+    assert "-30" not in sentence(d) and "+1.00 points" in sentence(d)
 
 
 NARROW = [  # (slope, effects at F = 20, 80, 320, mean, verdict, deciding quantity), claimed: a gain narrowing

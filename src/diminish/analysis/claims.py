@@ -117,7 +117,7 @@ def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, rules.Decision, str]
     """(statistics, decision, detail) of 'the difference has sign ``sign`` in every cell' (RULE_EVERY)."""
     d = df[np.isfinite(df.mean_delta.to_numpy(float))]
     names = [f"P = {int(r.pretrain)}, F = {int(r.finetune)}" for r in d.itertuples()]
-    dec = rules.every_cell(d.mean_delta, d.ci_lo, d.ci_hi, d.p_holm, sign, names)
+    dec = rules.every_cell(d.mean_delta, d.ci_lo, d.ci_hi, d.p_holm, sign, names, d.n)
     if d.empty:
         return dict(estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan, p=np.nan), dec, "no cell"
     est = d.mean_delta.to_numpy(float)

@@ -84,12 +84,13 @@ def diminishing(stat: dict, returns: dict | None, sign: int, by: str, unit: str)
     return d
 
 
-def every_cell(est, lo, hi, p_holm, sign: int, cells: list[str]) -> Decision:
+def every_cell(est, lo, hi, p_holm, sign: int, cells: list[str], n=None) -> Decision:
     """'The difference has sign ``sign`` in every cell': supported if every cell's interval lies on that side
     (decided by the weakest cell, the one whose interval end comes closest to 0); not supported if a cell goes
     the other way with Holm p < 0.05 (decided by that cell, with its Holm p); else inconclusive (decided by the
     weakest cell, whose interval does not lie on the claimed side)."""
     est, lo, hi, ph = (np.asarray(x, float) for x in (est, lo, hi, p_holm))
+    n = np.full(len(est), np.inf) if n is None else np.asarray(n, float)
     ok = np.isfinite(est)
     if not ok.any():
         return Decision(INCONCLUSIVE, "no cell with a difference", need=sign)
@@ -101,6 +102,10 @@ def every_cell(est, lo, hi, p_holm, sign: int, cells: list[str]) -> Decision:
     near = np.where(np.isfinite(lo) & np.isfinite(hi), np.where(sign > 0, lo, -hi), -np.inf)  # >0: on the side
     i = min(idx, key=lambda k: near[k])
     v = SUPPORTED if all(side(lo[k], hi[k]) == sign for k in idx) else INCONCLUSIVE
+    if n[i] <= 2:  # a 1-df interval is not printed: say where it lies instead
+        at = {+1: "lies above 0", -1: "lies below 0", 0: "includes 0"}[side(lo[i], hi[i])]
+        return Decision(v, f"the weakest cell, {cells[i]}, whose t interval on 1 degree of freedom (n = 2) {at}",
+                        est[i], np.nan, np.nan, "points", sign, ph[i])
     return Decision(v, f"the weakest cell, {cells[i]}", est[i], lo[i], hi[i], "points", sign, ph[i])
 
 
