@@ -41,3 +41,31 @@ def test_captions_and_sentences_state_the_family_size():
 def test_two_seeds_print_no_interval():
     assert str(cell_interval(2, -48.83, 36.11)) == "n = 2: no interval"
     assert "48.83" in str(cell_interval(3, -48.83, 36.11))
+
+
+def test_transfer_flags_sign_disagreements_and_counts_each_side():
+    from diminish.analysis.transfer import extrapolation_side, sign_disagrees, transfer
+
+    assert extrapolation_side(5.0, 20, 320) == "below" and extrapolation_side(400.0, 20, 320) == "above"
+    assert extrapolation_side(40.0, 20, 320) == "" and extrapolation_side(np.nan, 20, 320) == ""
+    assert sign_disagrees(5.0, -0.97) and not sign_disagrees(5.0, 0.3) and not sign_disagrees(np.nan, -1.0)
+    tr, _ = transfer(scenario("pt_crosses"), "miou")
+    finite = tr[np.isfinite(tr.d_t)]
+    flagged = finite[finite.sign_disagrees.astype(bool)]
+    assert (np.sign(flagged.d_t) != np.sign(flagged.measured_diff)).all()
+    rest = finite[~finite.sign_disagrees.astype(bool)]
+    assert (np.sign(rest.d_t) * np.sign(rest.measured_diff) >= 0).all()
+    sides = finite.extrapolated_side
+    assert ((sides != "") == finite.extrapolated.astype(bool)).all()
+
+
+def test_transfer_sentences_count_each_side_and_name_every_case():
+    from diminish.report.statements_transfer import extrapolation_sentence, sign_sentence
+
+    s = str(extrapolation_sentence(7, 3))
+    assert s.startswith("7 need the from-scratch curve below the smallest") and "3 need it beyond the largest" in s
+    assert "beyond" not in str(extrapolation_sentence(2, 0)) and "below" not in str(extrapolation_sentence(0, 1))
+    cases = [("no pre-training, with the intermediate stage", 40, -0.97, 5.2), ("P = 100", 80, 0.4, -12.0)]
+    s = str(sign_sentence(40, cases)).replace(r"\ensuremath{-}", "-").replace(r"\ensuremath{+}", "+")
+    assert "in 2 of the 40 points" in s and "measured -0.97 points, $D_T$ +5 images" in s and "-12 images" in s
+    assert "agrees with the measured difference at all 40 points" in str(sign_sentence(40, []))

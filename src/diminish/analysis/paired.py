@@ -142,7 +142,7 @@ def _finish(rows, key_cols, notes, ds, metric, tail=(), family=()) -> pd.DataFra
     df = pd.DataFrame(rows, columns=key_cols + COLS + EXTRA + list(tail))
     df["p_holm"] = np.nan
     df["holm_m"] = 0
-    for _, idx in (df.groupby(list(family)).groups.items() if family and len(df) else [(None, df.index)]):
+    for idx in ([g.index for _, g in df.groupby(list(family))] if family and len(df) else [df.index]):
         p = df.loc[idx, "p_t"].to_numpy(float)
         df.loc[idx, "p_holm"] = holm(p)
         df.loc[idx, "holm_m"] = int(np.isfinite(p).sum())

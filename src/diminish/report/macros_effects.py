@@ -34,6 +34,7 @@ from .statements import (
     significant_cells,
     trend_sentence,
 )
+from .statements_transfer import extrapolation_sentence, sign_sentence
 
 
 def pooled_term(pooled: pd.DataFrame, metric: str, effect: str, term: str) -> pd.Series | None:
@@ -177,6 +178,21 @@ def add_transfer(n: Numbers, inp: Inputs) -> None:
     n.set("TransferPoints", integer(int((~np.isnan(d)).sum())))
     n.set("TransferNegative", integer(int((d <= 0).sum())))
     n.set("TransferExtrapolated", integer(int(tr["extrapolated"].astype(bool).sum()) if len(tr) else 0))
+    fin = tr[np.isfinite(d)] if len(tr) else tr
+    side_of = fin["extrapolated_side"].fillna("").astype(str) if "extrapolated_side" in fin.columns else None
+    if side_of is not None:
+        n.set("TransferExtrapolation", extrapolation_sentence(int((side_of == "below").sum()),
+                                                              int((side_of == "above").sum())))
+    else:  # an older analysis folder: no side recorded
+        n.set("TransferExtrapolation", Tex(f"{integer(int(fin['extrapolated'].astype(bool).sum()))} need the "
+                                           "from-scratch curve outside its measured range and are extrapolations."))
+    cases = []
+    if "sign_disagrees" in fin.columns:
+        for r in fin[fin["sign_disagrees"].astype(str).str.lower() == "true"].itertuples():
+            cases.append((condition_label(r.pretrain, bool(r.intermediate)), int(r.finetune), float(r.measured_diff),
+                          float(r.d_t)))
+    n.set("TransferSign", sign_sentence(len(fin), cases) if "sign_disagrees" in fin.columns else Tex(""))
+    n.flags["transfer_sign_cases"] = len(cases)
     # a power law has two parameters: with fewer than three points it is not a fit
     fitted = tf.dropna(subset=["alpha"])
     fitted = fitted[fitted["n_points"] >= 3]
