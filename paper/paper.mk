@@ -110,12 +110,14 @@ $(PB)/references.bib: paper/references.bib
 	@mkdir -p $(@D)
 	cp $< $@
 
-# 6. LaTeX (latexmk reruns pdflatex/bibtex as often as references need)
+# 6. LaTeX (latexmk reruns pdflatex/bibtex as often as references need); the layout check
+#    (report/layout.py) then fails the build on float and overfull warnings above a small threshold
 $(PB)/paper.pdf: $(PB)/paper.tex $(PB)/numbers.tex $(TABLES) $(FIGURES) $(PB)/figures/reconstructions.pdf \
                 $(PB)/references.bib | paper-tools
 	@cd $(PB) && latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error -silent paper.tex \
 	  >latexmk.out 2>&1 || { grep -A4 -E '^!|\.tex:[0-9]+:' paper.log | head -40; \
 	  echo "paper: LaTeX failed; full log in $(PB)/paper.log"; exit 1; }
+	@$(PAPER_PY) -m diminish.report.layout $(PB)/paper.log || { rm -f $@; exit 1; }
 	@touch $@
 	@boxes=$$(grep -c '^Overfull' $(PB)/paper.log || true); \
 	  pages=$$(grep -o 'Output written on paper.pdf ([0-9]* pages' $(PB)/paper.log | grep -o '[0-9]* pages'); \

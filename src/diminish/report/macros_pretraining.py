@@ -55,6 +55,8 @@ def add_pretraining(n: Numbers, inp: Inputs) -> None:
     ds = inp.results
     s = curve_summary(ds["pretrain_loss_curve"]) if "pretrain_loss_curve" in ds else None
     n.flags["has_pretrain_curve"] = s is not None
+    cfg = inp.config  # which targets SimMIM was trained on decides what the reconstruction figure shows
+    n.flags["pretrain_norm_target"] = bool(cfg.simmim.norm_target) if cfg is not None else None
     if s is not None:
         n.set("PretrainCurveSize", size_label(s["pretrain"]))
         n.set("PretrainCurveEpochs", Tex(str(s["epochs"])))

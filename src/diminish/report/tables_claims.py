@@ -15,13 +15,13 @@ from ..analysis.headline import RULE
 from .inputs import Inputs, plateau_of
 from .latex import Tex, escape, interval, isnan, num, pvalue
 from .macros import METRIC_LABEL, readable
-from .macros_claims import claim_groups, condition_of, rule_of, shows_estimate
+from .macros_claims import _PER_CONDITION, claim_groups, rule_of, shows_estimate
 from .render import table_tex as _tab
 from .skipped import skipped_rows
 from .statements import ci, signed, verdict_counts
 from .statements_verdicts import decision_cell, decision_phrase, row_decision
 
-VERDICT_ROWS_PER_PAGE = 50  # the claims appendix is split into tables of about this many rows (one per page)
+VERDICT_ROWS_PER_PAGE = 44  # the claims appendix is split into tables of about this many rows (one per page)
 
 
 def verdicts(inp: Inputs) -> str | None:
@@ -81,11 +81,15 @@ def verdicts_all(inp: Inputs) -> str | None:
                 pl = plateau_of(inp, int(m.group(1)), m.group(2) == "1") if m else None
                 ok = bool(pl and pl["identified"])
                 est, lo, hi = (pl["plateau"], pl["plateau_lo"], pl["plateau_hi"]) if ok else (np.nan,) * 3
-            cond = condition_of(str(r.claim_id))
-            rows.append([escape(g["claim"] if not cond else cond), decision_cell(d["by"], est, lo, hi, d["unit"]),
+            cond = short_condition(str(r.claim_id))
+            units = {row_decision(x)["unit"] for x in g["rows"]}
+            one_unit = g["per_condition"] and len(units) == 1
+            rows.append([escape(g["claim"] if not cond else cond),
+                         decision_cell(_no_article(d["by"]), est, lo, hi, "" if one_unit else d["unit"]),
                          num(est), interval(lo, hi), pvalue(p), _verdict_cell(r.verdict)])
         if g["per_condition"]:
-            rows.insert(0, [Tex(r"\textit{" + str(escape(g["claim"])) + ":}"), "", "", "", "", ""])
+            unit = f" (estimates in {units.pop()})" if one_unit and next(iter(units)) else ""
+            rows.insert(0, [Tex(r"\multicolumn{6}{l}{\textit{" + str(escape(g["claim"] + unit)) + ":}}")])
         groups.append(rows)
     # one float per page at most: blocks of about 50 rows, the later ones marked as continued
     pages: list[list] = [[]]
@@ -96,12 +100,26 @@ def verdicts_all(inp: Inputs) -> str | None:
     caption = escape(f"Every claim tested on {METRIC_LABEL[inp.metric]}, one row per condition for the claims "
                      "tested per condition (rules as in ") + Tex(
         "Table~\\ref{tab:verdicts}). Each row prints the quantity that decided its verdict, in the unit given "
-        "beside it; p is that quantity's p value (Holm-adjusted for a cell).")
+        "beside it or after the claim; p is that quantity's p value (Holm-adjusted for a cell). $P$: pre-training "
+        "size, $F$: fine-tune size, $I$: the intermediate stage.")
     header = [["Claim / condition", "Decided by (unit)", "Estimate", "95% CI", "p", "Verdict"]]
     return "\n".join(_tab(caption if k == 0 else Tex("Every claim (continued from Table~\\ref{tab:verdicts-all})."),
                            "tab:verdicts-all" if k == 0 else f"tab:verdicts-all-{k}",
-                           r"p{0.3\linewidth}p{0.25\linewidth}rccl", header, page, size=r"\scriptsize")
+                           r"p{0.14\linewidth}p{0.36\linewidth}rccl", header, page, size=r"\scriptsize")
                      for k, page in enumerate(pages))
+
+
+def short_condition(claim_id: str) -> str:
+    """'P = 100, I off' / 'F = 80, I on' / '' (the condition of a per-condition claim id, in the paper's symbols)."""
+    m = _PER_CONDITION.search(claim_id)
+    if not m:
+        return ""
+    what = f"P = {int(m.group(1))}" if m.group(1) is not None else f"F = {int(m.group(2))}"
+    return f"{what}, I {'on' if m.group(3) == '1' else 'off'}"
+
+
+def _no_article(text: str) -> str:
+    return text[4:] if text.startswith("the ") else text
 
 
 def _verdict_cell(v: object) -> Tex:
