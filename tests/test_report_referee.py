@@ -69,3 +69,13 @@ def test_transfer_sentences_count_each_side_and_name_every_case():
     s = str(sign_sentence(40, cases)).replace(r"\ensuremath{-}", "-").replace(r"\ensuremath{+}", "+")
     assert "in 2 of the 40 points" in s and "measured -0.97 points, $D_T$ +5 images" in s and "-12 images" in s
     assert "agrees with the measured difference at all 40 points" in str(sign_sentence(40, []))
+
+
+def test_an_even_split_of_cells_is_not_worded_as_evidence():
+    from diminish.report.statements import effect_sentence
+
+    s = str(effect_sentence("the intermediate stage", "mIoU", 10, 10, 20, 0.58, 0.06, 1.10, seeds=2))
+    assert "evenly split" in s and "raises mIoU in 10 and lowers it in 10 of the 20 cells" in s
+    assert "does so in 10" not in s
+    s = str(effect_sentence("pre-training", "mIoU", 4, 11, 15, -1.66, -2.78, -0.53, seeds=2))
+    assert "does so in 11 of the 15 cells" in s

@@ -142,7 +142,10 @@ def effect_sentence(subject: str, metric: str, pos: int, neg: int, n: int, mean:
                    f"{count_phrase(neg, n, unit)}.")
     same = pos if s_ci > 0 else neg
     other = neg if s_ci > 0 else pos
-    if same >= other:
+    if same == other:  # an even split is no evidence either way: say so instead of quoting one side
+        return Tex(f"{escape(S)} {verb(s_ci)} {m} on average ({avg}, {ci(lo, hi)}), while the cells are evenly split: "
+                   f"it raises {m} in {pos} and lowers it in {neg} of the {plural(n, _singular(unit))}.")
+    if same > other:
         return Tex(f"{escape(S)} {verb(s_ci)} {m} on average ({avg}, {ci(lo, hi)}), and does so "
                    f"{count_phrase(same, n, unit)}.")
     return Tex(f"{escape(S)} {verb(-s_ci)} {m} {count_phrase(other, n, unit)}, yet {verb(s_ci)} it on average "

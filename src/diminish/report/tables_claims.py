@@ -105,7 +105,7 @@ def verdicts_all(inp: Inputs) -> str | None:
     header = [["Claim / condition", "Decided by (unit)", "Estimate", "95% CI", "p", "Verdict"]]
     return "\n".join(_tab(caption if k == 0 else Tex("Every claim (continued from Table~\\ref{tab:verdicts-all})."),
                            "tab:verdicts-all" if k == 0 else f"tab:verdicts-all-{k}",
-                           r"p{0.14\linewidth}p{0.36\linewidth}rccl", header, page, size=r"\scriptsize")
+                           r"p{0.2\linewidth}p{0.3\linewidth}rccl", header, page, size=r"\scriptsize")
                      for k, page in enumerate(pages))
 
 
