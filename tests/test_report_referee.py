@@ -79,3 +79,13 @@ def test_an_even_split_of_cells_is_not_worded_as_evidence():
     assert "does so in 10" not in s
     s = str(effect_sentence("pre-training", "mIoU", 4, 11, 15, -1.66, -2.78, -0.53, seeds=2))
     assert "does so in 11 of the 15 cells" in s
+
+
+def test_the_settings_sentence_lists_every_difference_without_nested_parentheses():
+    from diminish.report.statements import settings_sentence
+
+    diffs = [f"model dim {k} (paper: {2 * k})" for k in range(1, 14)]
+    s = str(settings_sentence(diffs))
+    assert "in 13 respects" in s and "more" not in s
+    assert all(f"model dim {k} instead of {2 * k}" in s for k in range(1, 14))
+    assert "(" not in s

@@ -14,6 +14,7 @@ abstract, results, discussion and conclusion all print that macro, so they canno
 from __future__ import annotations
 
 import math
+import re
 
 from .latex import Tex, escape, integer, isnan, num
 
@@ -253,10 +254,10 @@ def settings_sentence(differences: list[str] | None) -> Tex:
         return Tex("The training settings are the original paper's (Appendix A1), not tuned per data size, which "
                    "may favour some sizes over others; the batch sizes are our own choice because the paper does "
                    "not give them.")
-    named = differences[:3] + ([f"{len(differences) - 3} more"] if len(differences) > 3 else [])
     return Tex(f"The model and training settings differ from the original paper's Appendix A1 in "
-               f"{plural(len(differences), 'respect')} (" + str(escape("; ".join(named))) + "), so these numbers do "
-               "not test the published schedule.")
+               f"{plural(len(differences), 'respect')}, so these numbers do not test the published schedule: "
+               + str(escape("; ".join(re.sub(r" \(paper: (.*)\)$", r" instead of \1", d) for d in differences)))
+               + ".")
 
 
 def headline_sentence(holds: int, fails: int, inconclusive: int, untestable: int = 0) -> Tex:
