@@ -89,3 +89,21 @@ def test_the_settings_sentence_lists_every_difference_without_nested_parentheses
     assert "in 13 respects" in s and "more" not in s
     assert all(f"model dim {k} instead of {2 * k}" in s for k in range(1, 14))
     assert "(" not in s
+
+
+def test_the_schedule_sentence_counts_steps_and_flags_a_late_learning_rate_cut():
+    from diminish.report.statements import convergence_reading
+    from diminish.report.statements_schedule import (
+        drops_in_tail,
+        optimiser_steps,
+        schedule_sentence,
+    )
+
+    assert optimiser_steps(100, 4, 64) == 8 and optimiser_steps(800, 4, 64) == 52 and optimiser_steps(0, 4, 64) == 0
+    assert drops_in_tail((3,), 4, 1) == [3] and drops_in_tail((50, 85), 100, 25) == [85]
+    assert drops_in_tail((2,), 4, 1) == []
+    s = str(schedule_sentence([0, 100, 300, 800], 4, 64, (3,), 0.1, 1))
+    assert "8 to 52 optimiser steps" in s and "cut 10-fold at epoch 3" in s
+    assert "cut" not in str(schedule_sentence([0, 100], 4, 64, (2,), 0.1, 1))
+    assert "coincides with the cut" in str(convergence_reading("levelled", lr_drop_in_tail=True))
+    assert "not cut short" in str(convergence_reading("levelled"))

@@ -16,6 +16,7 @@ from .inputs import Inputs
 from .latex import Tex, num, size_label
 from .macros import Numbers, snum
 from .statements import convergence_reading, convergence_sentence, convergence_state
+from .statements_schedule import drops_in_tail, schedule_sentence
 
 
 def curve_summary(curve) -> dict | None:
@@ -68,7 +69,11 @@ def add_pretraining(n: Numbers, inp: Inputs) -> None:
         n.flags["pretrain_convergence"] = state
         n.set("PretrainConvergence", convergence_sentence(state, size_label(s["pretrain"]), s["epochs"], s["first"],
                                                           s["last"], s["tail_epochs"], s["tail_share"]))
-        n.set("PretrainConvergenceReading", convergence_reading(state))
+        pc = cfg.pretrain if cfg is not None else None
+        drop = bool(pc and drops_in_tail(pc.milestones, s["epochs"], s["tail_epochs"]) and 0 < pc.gamma < 1)
+        n.set("PretrainConvergenceReading", convergence_reading(state, lr_drop_in_tail=drop))
+        n.set("PretrainSchedule", schedule_sentence(ds.pretrain.values, pc.epochs, pc.batch_size, pc.milestones,
+                                                    pc.gamma, s["tail_epochs"]) if pc is not None else Tex(""))
     for variant, name in (("miou_image", "Image"), ("miou_original", "Original"),
                           ("miou_image_original", "ImageOriginal")):
         g = variant_gap(ds, variant)

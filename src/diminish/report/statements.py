@@ -330,9 +330,14 @@ def convergence_sentence(state: str, size: str, epochs: int, first: object, last
                f"{span} ({rule}).")
 
 
-def convergence_reading(state: str) -> Tex:
+def convergence_reading(state: str, lr_drop_in_tail: bool = False) -> Tex:
     """What the pre-training loss's state says about a pre-training that lowers the score, and
-    what it cannot say (used after :func:`convergence_sentence`)."""
+    what it cannot say (used after :func:`convergence_sentence`). With ``lr_drop_in_tail`` (the
+    learning rate was cut inside the epochs the loss is judged by) a levelled loss proves little."""
+    if state == "levelled" and lr_drop_in_tail:
+        return Tex("Its flat end coincides with the cut in the learning rate, so it does not show that pre-training "
+                   "had run its course; a low reconstruction loss need not mean features that help segmentation "
+                   "either.")
     return Tex({
         "falling": "Pre-training was thus stopped before its own loss settled; a longer schedule might change "
                    "the comparison, which these results cannot tell.",
