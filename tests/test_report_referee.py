@@ -107,3 +107,15 @@ def test_the_schedule_sentence_counts_steps_and_flags_a_late_learning_rate_cut()
     assert "cut" not in str(schedule_sentence([0, 100], 4, 64, (2,), 0.1, 1))
     assert "coincides with the cut" in str(convergence_reading("levelled", lr_drop_in_tail=True))
     assert "not cut short" in str(convergence_reading("levelled"))
+
+
+def test_provenance_prints_no_absolute_path(tmp_path):
+    from pathlib import Path
+
+    from diminish.report.tables import display_path, provenance_value
+
+    assert display_path(str(tmp_path / "data" / "pets"), base=tmp_path) == "data/pets"
+    assert display_path("/elsewhere/tmp/x/pets") == ".../x/pets"
+    assert display_path("results/demo/results.nc") == "results/demo/results.nc"
+    s = str(provenance_value("pets_root", str(Path.cwd() / "data" / "synth" / "pets")))
+    assert str(Path.cwd()) not in s.replace("\\allowbreak{}", "").replace("\\_", "_")

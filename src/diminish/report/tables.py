@@ -267,17 +267,36 @@ def provenance_value(key: str, value: object) -> Tex:
         return escape(text)
     if key == "description" or " " in text.strip():
         return escape(text)
+    if key.endswith("_root") or "/" in text:
+        return breakable_tt(display_path(text))
     return breakable_tt(text)
+
+
+def display_path(path: str, base: Path | None = None) -> str:
+    """A path for print without the machine's absolute prefix: relative to ``base`` (the working directory) when
+    inside it, else '.../' and its last two parts."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    base = (base or Path.cwd()).resolve()
+    try:
+        return p.resolve().relative_to(base).as_posix()
+    except ValueError:
+        return ".../" + "/".join(p.parts[-2:])
+
+
+def _key_words(key: str) -> Tex:
+    return escape(key.replace("_", " "))
 
 
 @table("provenance")
 def provenance(inp: Inputs) -> str | None:
     a = {k: v for k, v in inp.attrs.items() if k != "config_text"}
     keys = [k for k in PROVENANCE_ORDER if k in a] + sorted(k for k in a if k not in PROVENANCE_ORDER)
-    rows = [[breakable_tt(k), provenance_value(k, a[k])] for k in keys]
+    rows = [[_key_words(k), provenance_value(k, a[k])] for k in keys]
     if inp.results_path is not None:
-        rows.append([breakable_tt("results file"), breakable_tt(inp.results_path.as_posix())])
-    rows.append([breakable_tt("analysis folder"), breakable_tt(inp.analysis.folder.as_posix())])
+        rows.append([_key_words("results file"), breakable_tt(display_path(inp.results_path.as_posix()))])
+    rows.append([_key_words("analysis folder"), breakable_tt(display_path(inp.analysis.folder.as_posix()))])
     return _tab("Provenance of the results this paper was built from (attributes of the results file).",
                 "tab:provenance", r"p{0.25\linewidth}p{0.68\linewidth}", [["Attribute", "Value"]], [rows],
                 size=r"\footnotesize")
