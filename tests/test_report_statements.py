@@ -89,7 +89,9 @@ def test_range_phrase_collapses_equal_values():
     assert plain(st.range_phrase([-0.62], "exponent")) == "the exponent is -0.62 in the only fitted condition"
     assert plain(st.range_phrase([-0.62, -0.621], "exponent")).startswith("the exponent is -0.62 in all 2")
     assert plain(st.range_phrase([-0.57, 5.79, np.nan], "exponent")) == \
-        "the exponent lies between -0.57 and 5.79 across 2 conditions"
+        "the exponent is -0.57 in one fitted condition and 5.79 in the other"
+    assert plain(st.range_phrase([-0.57, 5.79, 1.0], "exponent")) == \
+        "the exponent lies between -0.57 and 5.79 across 3 conditions"
     assert "no exponent" in plain(st.range_phrase([np.nan], "exponent"))
 
 

@@ -212,6 +212,8 @@ def range_phrase(values: list[float], noun: str) -> Tex:
     if str(num(lo)) == str(num(hi)):
         where = "in the only fitted condition" if len(vals) == 1 else f"in all {len(vals)} fitted conditions"
         return Tex(f"the {escape(noun)} is {num(lo)} {where}")
+    if len(vals) == 2:  # two values are two values, not a range
+        return Tex(f"the {escape(noun)} is {num(vals[0])} in one fitted condition and {num(vals[1])} in the other")
     return Tex(f"the {escape(noun)} lies between {num(lo)} and {num(hi)} across {len(vals)} conditions")
 
 

@@ -22,6 +22,7 @@ from .latex import (
     breakable_tt,
     escape,
     integer,
+    interval,
     isnan,
     num,
     pm,
@@ -209,12 +210,18 @@ def transfer(inp: Inputs) -> str | None:
     df = df.sort_values(["pretrain", "intermediate"])
     if not len(df):
         return None
-    rows = [[size_label(r.pretrain), _yesno(r.intermediate), sci(r.k), num(r.alpha), integer(r.n_points)]
-            for r in df.itertuples()]
+    def alpha_ci(r) -> Tex:
+        if int(r.n_points) <= 3:  # a line through 3 points leaves 1 degree of freedom
+            return Tex(f"n = {int(r.n_points)}: no interval")
+        return interval(getattr(r, "alpha_ci_lo", np.nan), getattr(r, "alpha_ci_hi", np.nan))
+
+    rows = [[size_label(r.pretrain), _yesno(r.intermediate), sci(r.k), pm(r.alpha, getattr(r, "alpha_se", np.nan)),
+             alpha_ci(r), integer(r.n_points)] for r in df.itertuples()]
     return _tab(Tex("Effective data transferred: fits of $D_T = k F^{\\alpha}$ per condition (pre-training size "
-                    "and intermediate stage), only where at least three values of $D_T$ are positive."),
-                "tab:transfer", "rlrrr", [["Pre-train", "Interm.", Tex("$k$"), Tex("$\\alpha$"), "Points"]],
-                [rows])
+                    "and intermediate stage), only where at least three values of $D_T$ are positive; $\\alpha$ "
+                    "$\\pm$ its SE, with a 95\\% interval where the line leaves more than one degree of freedom."),
+                "tab:transfer", "rlrccr", [["Pre-train", "Interm.", Tex("$k$"), Tex("$\\alpha$ $\\pm$ SE"), "95% CI",
+                                            "Points"]], [rows])
 
 
 @table("compare")

@@ -61,6 +61,15 @@ def series_styles(values) -> dict[int, dict]:
                     ls=LINESTYLES[k % len(LINESTYLES)]) for k, v in enumerate(vals)}
 
 
+def series_handles(style: dict[int, dict], label, hollow_odd: bool = False) -> list:
+    """Legend handles that show each series as drawn: its colour, marker and line style together."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color=st["color"], marker=st["marker"], ls=st["ls"], lw=1.1, ms=4,
+                   mfc="white" if hollow_odd and k % 2 else st["color"], label=label(v))
+            for k, (v, st) in enumerate(sorted(style.items()))]
+
+
 def colours(pretrain_sizes) -> dict[int, str]:
     """A colour per pre-training size (the colour of :func:`series_styles`)."""
     return {p: st["color"] for p, st in series_styles(pretrain_sizes).items()}

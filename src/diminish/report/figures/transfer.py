@@ -86,11 +86,16 @@ def draw(inp: Inputs):
     decades = [10.0**e for e in range(1, max(1, int(np.ceil(np.log10(max(top, LINTHRESH))))) + 1)]
     ticks = sorted([-d for d in decades] + [0.0] + decades)
     axes[0].set_yticks(ticks)
-    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}".replace("-", "\u2212")))
     axes[0].yaxis.set_minor_locator(NullLocator())
     axes[0].set_ylabel("effective data transferred $D_T$\n(fine-tuning images; symlog)")
-    axes[-1].plot([], [], "o", color="0.4", mfc="white", ls="none", label="$F_{eff}$ extrapolated")
-    axes[-1].plot([], [], color="0.4", lw=1.2, label="$D_T = k F^{\\alpha}$ (>= 3 points)")
-    outside_legend(axes[-1])
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=st["color"], marker=st["marker"], ms=4, ls="none", label=pretrain_label(p))
+               for p, st in sorted(style.items())]
+    handles += [Line2D([], [], marker="o", color="0.4", mfc="white", ls="none", label="$F_{eff}$ extrapolated"),
+                Line2D([], [], color="0.4", lw=1.2, label="$D_T = k F^{\\alpha}$ fit, in the\nseries' line style "
+                                                            "(>= 3 points)")]
+    outside_legend(axes[-1], handles=handles)
     demo_mark(fig, inp.synthetic)
     return fig
