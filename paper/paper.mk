@@ -37,7 +37,7 @@ REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.p
                src/diminish/results.py src/diminish/config.py
 # numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
 NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(wildcard $(RP)/statements*.py) $(RP)/skipped.py \
-              experiments/paper.toml
+              $(RP)/figures/examples.py experiments/paper.toml
 FIG_CORE := $(REPORT_CORE) $(RP)/figures/__init__.py $(RP)/figures/_common.py
 FIGURE_NAMES := curves pretrain intermediate transfer compare examples pretrain_curves
 FIGURES := $(addprefix $(PB)/figures/,$(addsuffix .pdf,$(FIGURE_NAMES)))

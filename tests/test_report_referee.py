@@ -119,3 +119,13 @@ def test_provenance_prints_no_absolute_path(tmp_path):
     assert display_path("results/demo/results.nc") == "results/demo/results.nc"
     s = str(provenance_value("pets_root", str(Path.cwd() / "data" / "synth" / "pets")))
     assert str(Path.cwd()) not in s.replace("\\allowbreak{}", "").replace("\\_", "_")
+
+
+def test_the_examples_sentence_says_how_the_cell_was_chosen_and_reads_the_border_class():
+    from diminish.report.statements_examples import class_shares, examples_sentence
+
+    truth = np.array([[0, 1, 2, 2]])
+    assert class_shares(truth, np.array([[0, 1, 1, 1]])) == (0.5, 0.0)
+    s = str(examples_sentence("P = 800, F = 320, seed 0", "mIoU", 38.2, 7, 8, 320, 0.123, 0.0))
+    assert "fixes in advance" in s and "rank 7 of the 8 runs" in s and "never predicts it" in s
+    assert "never" not in str(examples_sentence("c", "mIoU", 38.2, 1, 8, 320, 0.1, 0.05))

@@ -9,6 +9,7 @@ results.nc when present (older results files lack them; the flags then say so).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from .inputs import Inputs
 from .latex import Tex, num, size_label
 from .macros import Numbers, snum
 from .statements import convergence_reading, convergence_sentence, convergence_state
+from .statements_examples import class_shares, examples_sentence
 from .statements_schedule import drops_in_tail, schedule_sentence
 
 
@@ -83,3 +85,31 @@ def add_pretraining(n: Numbers, inp: Inputs) -> None:
             n.set(f"Gap{name}Lo", snum(g["lo"]))
             n.set(f"Gap{name}Hi", snum(g["hi"]))
             n.set(f"Gap{name}N", Tex(str(g["n"])))
+
+
+def add_examples(n: Numbers, inp: Inputs) -> None:
+    """ExamplesSentence: which cell the examples come from, how its run ranks, and the border class's shares."""
+    ex = inp.examples
+    if ex is None:
+        n.set("ExamplesSentence", Tex(""))
+        return
+    m = re.match(r"\s*(?:P|pretrain)=(\d+)\s+(?:I|intermediate)=(\w+)\s+(?:F|finetune)=(\d+)\s+seed=(\d+)",
+                 str(ex["cell"]))
+    from .figures.examples import (
+        shown,  # the images the figure shows (imports matplotlib, as the figure does)
+    )
+
+    k = shown(inp)
+    t, p = class_shares(ex["truth"][:k], ex["pred"][:k])
+    score, rank, total, F = np.nan, 0, 0, 0
+    ds = inp.results
+    if m and inp.metric in ds:
+        P, inter, F, seed = int(m.group(1)), m.group(2) == "True", int(m.group(3)), int(m.group(4))
+        runs = ds[inp.metric].sel(finetune=F)
+        score = float(runs.sel(pretrain=P, intermediate=inter, seed=seed))
+        vals = runs.values.ravel()
+        vals = vals[np.isfinite(vals)]
+        rank, total = 1 + int((vals > score).sum()), len(vals)  # 1 = best among the runs at this F
+    label = "mIoU" if inp.metric == "miou" else inp.metric
+    cell = f"P = {m.group(1)}, F = {m.group(3)}, seed {m.group(4)}" if m else str(ex["cell"])
+    n.set("ExamplesSentence", examples_sentence(cell, label, score, rank, total, F, t, p))
