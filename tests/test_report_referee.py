@@ -129,3 +129,14 @@ def test_the_examples_sentence_says_how_the_cell_was_chosen_and_reads_the_border
     s = str(examples_sentence("P = 800, F = 320, seed 0", "mIoU", 38.2, 7, 8, 320, 0.123, 0.0))
     assert "fixes in advance" in s and "rank 7 of the 8 runs" in s and "never predicts it" in s
     assert "never" not in str(examples_sentence("c", "mIoU", 38.2, 1, 8, 320, 0.1, 0.05))
+
+
+def test_an_average_carried_by_one_cell_says_so():
+    from diminish.report.statements_cells import one_cell_note, rests_on_one
+
+    cells = {"P = 0": -0.12, "P = 100": 0.1, "P = 300": -0.2, "P = 800": 4.76}
+    assert rests_on_one(cells) == "P = 800"
+    s = str(one_cell_note("at F = 320", cells)).replace(r"\ensuremath{-}", "-").replace(r"\ensuremath{+}", "+")
+    assert "rests on one cell, P = 800 at +4.76" in s and "other 3 lie between -0.20 and +0.10" in s
+    assert rests_on_one({"a": 1.0, "b": 1.2, "c": 0.9}) is None  # a shared effect
+    assert rests_on_one({"a": 1.0, "b": 3.0}) is None  # too few cells to say

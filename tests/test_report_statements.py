@@ -96,6 +96,8 @@ def test_range_phrase_collapses_equal_values():
 
 
 def test_pooled_vs_cells_says_why_they_differ():
+    s = plain(st.pooled_vs_cells(-1.66, -1.66, 15, 40, "P = 100 minus P = 0", runs=True))
+    assert "40 runs, each from-scratch run entering once" in s and "paired differences" not in s
     assert "equals the plain mean of the 15" in st.pooled_vs_cells(-1.66, -1.66, 15, 30, "with and without")
     s = plain(st.pooled_vs_cells(-1.32, -1.66, 15, 30, "with and without the intermediate stage"))
     assert "differs from the plain mean of the 15 cell means (-1.66)" in s

@@ -34,6 +34,7 @@ from .statements import (
     significant_cells,
     trend_sentence,
 )
+from .statements_cells import one_cell_note
 from .statements_transfer import extrapolation_sentence, sign_sentence
 
 
@@ -68,7 +69,8 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
     if mean is not None and isinstance(mean.get("arms"), str) and mean["arms"].strip():
         arms = mean["arms"].strip()
     n_obs = int(mean["n_obs"]) if mean is not None and "n_obs" in mean and not isnan(mean["n_obs"]) else int(df["n"].sum())
-    n.set(f"{tag}PooledNote", pooled_vs_cells(est, float(np.nanmean(d)) if tot else np.nan, tot, n_obs, arms)
+    runs = mean is not None and str(mean.get("formula", "")).startswith("at each F: y")
+    n.set(f"{tag}PooledNote", pooled_vs_cells(est, float(np.nanmean(d)) if tot else np.nan, tot, n_obs, arms, runs)
           if mean is not None else Tex(""))
     # along F: ends averaged over the other factors, slope from the pooled model
     F = sorted(df["finetune"].unique())
@@ -82,9 +84,12 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
                 at = rows.set_index("finetune")["estimate"]
                 F = sorted(at.index)
         s = (slope["estimate"], slope["ci_lo"], slope["ci_hi"]) if slope is not None else (np.nan,) * 3
+        notes = "".join(str(one_cell_note(f"at F = {int(f)}", {f"P = {int(r.pretrain)}": r.mean_delta
+                                                               for r in df[df["finetune"] == f].itertuples()}))
+                        for f in (F[0], F[-1]))
         n.set(f"{tag}TrendF", trend_sentence(f"averaged over pre-training sizes, the difference {subject} makes",
                                              at[F[0]], at[F[-1]], int(F[0]), int(F[-1]), *s,
-                                             short=f"the difference {subject} makes"))
+                                             short=f"the difference {subject} makes", note=notes))
     else:
         n.set(f"{tag}TrendF", Tex(""))
     # along P (over the pre-training sizes the effect is measured at)

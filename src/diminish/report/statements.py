@@ -174,7 +174,8 @@ def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit:
 
 
 def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int, slope: object,
-                   lo: object, hi: object, axis: str = "F", per: str = "", short: str = "its") -> Tex:
+                   lo: object, hi: object, axis: str = "F", per: str = "", short: str = "its",
+                   note: str = "") -> Tex:
     """How a paired difference moves along a size axis: the two ends, described from their signs
     ('a gain that narrows', 'a gain that turns into a loss'), then the pooled slope (per doubling,
     or over the span ``per`` names) with its interval, described from its own sign and interval."""
@@ -191,7 +192,7 @@ def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int
         shape = "a loss that turns into a gain"
     else:
         shape = "no change at one end"
-    out = f"{escape(N)} is {ends}: {shape}."
+    out = f"{escape(N)} is {ends}: {shape}{note}."  # note: e.g. statements_cells.one_cell_note
     if isnan(slope):
         return Tex(out)
     s = side(lo, hi)
@@ -217,14 +218,18 @@ def range_phrase(values: list[float], noun: str) -> Tex:
     return Tex(f"the {escape(noun)} lies between {num(lo)} and {num(hi)} across {len(vals)} conditions")
 
 
-def pooled_vs_cells(pooled: object, cells_mean: object, n_cells: int, n_obs: int, arms: str) -> Tex:
-    """Why the pooled model's average is (or is not) the plain mean of the cells in a table."""
+def pooled_vs_cells(pooled: object, cells_mean: object, n_cells: int, n_obs: int, arms: str,
+                    runs: bool = False) -> Tex:
+    """Why the pooled model's average is (or is not) the plain mean of the cells in a table. ``runs``: the model
+    fits the runs themselves (the pre-training model, where one from-scratch run serves several differences)."""
     same = str(num(pooled)) == str(num(cells_mean))
+    what = ("runs, each from-scratch run entering once" if runs else "paired differences")
     head = (f"The pooled model's mean difference, {signed(pooled)} points, is estimated from all {integer(n_obs)} "
-            f"paired differences ({escape(arms)})")
+            f"{what} ({escape(arms)})")
     if same:
+        spread = ("the spread of the runs at each fine-tune size" if runs else "the spread between cells")
         return Tex(head + f"; with every cell complete it equals the plain mean of the {integer(n_cells)} cell "
-                          "means, and its interval additionally uses the spread between cells.")
+                          f"means, and its interval uses {spread}.")
     return Tex(head + f"; it differs from the plain mean of the {integer(n_cells)} cell means "
                       f"({signed(cells_mean)}) because cells with missing seeds or unequal spread weigh "
                       "differently in the regression.")
