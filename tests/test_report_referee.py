@@ -67,7 +67,7 @@ def test_transfer_sentences_count_each_side_and_name_every_case():
     assert "beyond" not in str(extrapolation_sentence(2, 0)) and "below" not in str(extrapolation_sentence(0, 1))
     cases = [("no pre-training, with the intermediate stage", 40, -0.97, 5.2), ("P = 100", 80, 0.4, -12.0)]
     s = str(sign_sentence(40, cases)).replace(r"\ensuremath{-}", "-").replace(r"\ensuremath{+}", "+")
-    assert "in 2 of the 40 points" in s and "measured -0.97 points, $D_T$ +5 images" in s and "-12 images" in s
+    assert "in 2 of the 40 points" in s and "measured -0.97 points, $D_T$ +5.2 images" in s and "-12 images" in s
     assert "agrees with the measured difference at all 40 points" in str(sign_sentence(40, []))
 
 
@@ -140,3 +140,11 @@ def test_an_average_carried_by_one_cell_says_so():
     assert "rests on one cell, P = 800 at +4.76" in s and "other 3 lie between -0.20 and +0.10" in s
     assert rests_on_one({"a": 1.0, "b": 1.2, "c": 0.9}) is None  # a shared effect
     assert rests_on_one({"a": 1.0, "b": 3.0}) is None  # too few cells to say
+
+
+def test_verdict_words_are_never_hyphenated_in_tables():
+    from diminish.report.tables_claims import unbroken_verdicts
+
+    s = str(unbroken_verdicts("inconclusive in 7 of the 8 conditions and not supported in 1; not testable"))
+    assert s.count(r"\mbox{") == 3 and r"\mbox{not supported}" in s and r"\mbox{inconclusive}" in s
+    assert r"\mbox{not testable}" in s and "not \\mbox{supported}" not in s

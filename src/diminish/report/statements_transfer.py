@@ -39,7 +39,7 @@ def sign_sentence(n_points: int, cases: list[tuple[str, int, float, float]]) -> 
     if not cases:
         return Tex(f"{head}; here its sign agrees with the measured difference at all "
                    f"{plural(n_points, 'point')}.")
-    items = [f"{escape(c)} at $F={integer(F)}$ (measured {num(d, sign=True)} points, $D_T$ {num(t, 0, sign=True)} "
-             "images)" for c, F, d, t in cases]
+    items = [f"{escape(c)} at $F={integer(F)}$ (measured {num(d, sign=True)} points, $D_T$ "
+             f"{num(t, 0 if abs(t) >= 10 else 1, sign=True)} images)" for c, F, d, t in cases]
     return Tex(f"{head}. It does so in {len(cases)} of the {plural(n_points, 'point')}: " + join_words(items)
                + "; there the figure's sign is the curve's, not the cells'.")

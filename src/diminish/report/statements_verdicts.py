@@ -38,8 +38,10 @@ def quantity(est: object, lo: object, hi: object, unit: str) -> Tex:
     if isnan(est):
         return Tex("not estimated")
     u = f" {escape(unit)}" if unit else ""
-    if unit in ("weight", ""):
-        return Tex(f"{num(est)}" + ("" if unit == "" else " (Akaike weight)"))
+    if unit == "":  # a count
+        return Tex(f"{num(est, 0)}")
+    if unit == "weight":
+        return Tex(f"{num(est)} (Akaike weight)")
     return Tex(f"{signed(est)}{u}" + ("" if isnan(lo) or isnan(hi) else f" ({ci(lo, hi)})"))
 
 

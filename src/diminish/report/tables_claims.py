@@ -41,7 +41,8 @@ def verdicts(inp: Inputs) -> str | None:
     rows = []
     for g in claim_groups(v, METRIC_LABEL[inp.metric]):
         if g["per_condition"]:
-            rows.append([escape(g["claim"]), escape(verdict_counts(g["counts"])), rule_no(g["key"], g["rows"][0])])
+            rows.append([escape(g["claim"]), unbroken_verdicts(escape(verdict_counts(g["counts"]))),
+                         rule_no(g["key"], g["rows"][0])])
         else:
             r = g["rows"][0]
             d = row_decision(r)
@@ -50,7 +51,7 @@ def verdicts(inp: Inputs) -> str | None:
             else:
                 est = "" if isnan(r.estimate) or not shows_estimate(g["key"], r.statistic) else \
                     Tex(f" ({signed(r.estimate)}, {ci(r.ci_lo, r.ci_hi)})")
-            rows.append([escape(g["claim"]), Tex(r"\textbf{" + str(escape(str(r.verdict).strip())) + "}") + est,
+            rows.append([escape(g["claim"]), Tex(r"\textbf{\mbox{" + str(escape(str(r.verdict).strip())) + "}}") + est,
                          rule_no(g["key"], r)])
     note = Tex("Rules. " + " ".join(f"({k}) {t}." for k, t in enumerate(rules, 1))
                + " Claims tested once per condition are summarised by their verdict counts and listed in full in "
@@ -120,6 +121,14 @@ def short_condition(claim_id: str) -> str:
 
 def _no_article(text: str) -> str:
     return text[4:] if text.startswith("the ") else text
+
+
+_VERDICT_WORDS = re.compile(r"\b(not supported|not testable|inconclusive|supported)\b")
+
+
+def unbroken_verdicts(text: Tex) -> Tex:
+    """Every verdict phrase of a table cell in an \\mbox, so LaTeX never hyphenates or splits it."""
+    return Tex(_VERDICT_WORDS.sub(lambda m: r"\mbox{" + m.group(1) + "}", str(text)))
 
 
 def _verdict_cell(v: object) -> Tex:

@@ -81,7 +81,7 @@ def draw(inp: Inputs):
         ax.axhline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
         ax.set_yscale("symlog", linthresh=LINTHRESH)
         log_finetune_axis(ax, F)
-        ax.set_title("with intermediate fine-tuning" if i else "without intermediate fine-tuning")
+        ax.set_title("with the intermediate stage" if i else "without the intermediate stage", fontsize=8)
     top = float(np.nanmax(np.abs(tr["d_t"].astype(float))))
     decades = [10.0**e for e in range(1, max(1, int(np.ceil(np.log10(max(top, LINTHRESH))))) + 1)]
     ticks = sorted([-d for d in decades] + [0.0] + decades)
