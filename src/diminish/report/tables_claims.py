@@ -87,7 +87,8 @@ def verdicts_all(inp: Inputs) -> str | None:
             one_unit = g["per_condition"] and len(units) == 1
             rows.append([escape(g["claim"] if not cond else cond),
                          decision_cell(_no_article(d["by"]), est, lo, hi, "" if one_unit else d["unit"]),
-                         num(est), interval(lo, hi), pvalue(p), _verdict_cell(r.verdict)])
+                         num(est, 0 if d["unit"] == "" and d["by"] else 2), interval(lo, hi), pvalue(p),
+                         _verdict_cell(r.verdict)])
         if g["per_condition"]:
             unit = f" (estimates in {units.pop()})" if one_unit and next(iter(units)) else ""
             rows.insert(0, [Tex(r"\multicolumn{6}{l}{\textit{" + str(escape(g["claim"] + unit)) + ":}}")])
