@@ -80,6 +80,7 @@ def plain(tex: str) -> str:
     """Generated LaTeX as plain text, good enough to read signs and numbers back."""
     s = str(tex).replace(r"\ensuremath{-}", "-").replace(r"\ensuremath{+}", "+").replace(r"\%", "%")
     s = s.replace("{,}", ",").replace("$", "").replace("~", " ")
+    s = re.sub(r"\\mbox\{([^{}]*)\}", r"\1", s)  # verdict phrases kept unbroken in tables
     s = re.sub(r"\\(?:textit|textbf|emph)\{([^{}]*)\}", r"\1", s)
     s = re.sub(r"\\ref\{[^}]*\}", "N", s)
     return re.sub(r"\s+", " ", s)

@@ -103,7 +103,7 @@ def test_the_schedule_sentence_counts_steps_and_flags_a_late_learning_rate_cut()
     assert drops_in_tail((3,), 4, 1) == [3] and drops_in_tail((50, 85), 100, 25) == [85]
     assert drops_in_tail((2,), 4, 1) == []
     s = str(schedule_sentence([0, 100, 300, 800], 4, 64, (3,), 0.1, 1))
-    assert "8 to 52 optimiser steps" in s and "cut 10-fold at epoch 3" in s
+    assert "8 to 52 optimiser steps" in s and "cut 10-fold from epoch 4 of 4" in s
     assert "cut" not in str(schedule_sentence([0, 100], 4, 64, (2,), 0.1, 1))
     assert "coincides with the cut" in str(convergence_reading("levelled", lr_drop_in_tail=True))
     assert "not cut short" in str(convergence_reading("levelled"))

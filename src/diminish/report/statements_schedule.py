@@ -38,8 +38,8 @@ def schedule_sentence(sizes, epochs: int, batch: int, milestones, gamma: float, 
            f"{integer(batch)} on {imgs} images).")
     drops = drops_in_tail(milestones, epochs, tail_epochs)
     if drops and 0 < gamma < 1:
-        at = join_words([str(m) for m in drops])
-        out += (f" Its learning rate was cut {num(1 / gamma, 0)}-fold at epoch{'s' if len(drops) > 1 else ''} {at} "
-                f"(counting from 0, of {epochs}), inside the last {plural(tail_epochs, 'epoch')} by which the loss "
+        at = join_words([str(m + 1) for m in drops])  # milestone m (0-based) lowers the rate from epoch m + 1 on
+        out += (f" Its learning rate was cut {num(1 / gamma, 0)}-fold from epoch{'s' if len(drops) > 1 else ''} {at} "
+                f"of {epochs} (counting from 1), inside the last {plural(tail_epochs, 'epoch')} by which the loss "
                 "is judged, so a flat loss there may reflect the smaller steps rather than convergence.")
     return Tex(out)
