@@ -46,7 +46,9 @@ rule in words in ``rule`` and its kind in ``kind``, so no reader has to re-deriv
     inconclusive. Growing with P: supported if the average effect and the slope in log2 P both
     have the claimed sign (intervals); not supported if either interval is on the other side.
 
-The paper's headline claims are combined from these rows in :mod:`.headline`.
+Each rule is one function of :mod:`.rules`, which returns the verdict with the quantity that decided it
+(columns ``decided_by`` and ``decisive_*``). H2_P is "not testable", a verdict of its own. The paper's
+headline claims are combined from these rows in :mod:`.headline`.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
