@@ -36,8 +36,8 @@ ANALYSIS_SRC := $(wildcard src/diminish/analysis/*.py src/diminish/analysis/*/*.
 REPORT_CORE := $(RP)/__init__.py $(RP)/__main__.py $(RP)/inputs.py $(RP)/latex.py $(RP)/registry.py $(RP)/build.py \
                src/diminish/results.py src/diminish/validate.py src/diminish/config.py
 # numbers.tex's code: the entry module and the macro groups it runs (also imported by tables and paper.tex).
-NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(RP)/statements.py $(RP)/summaries.py $(RP)/skipped.py \
-              experiments/paper.toml
+NUMBERS_PY := $(RP)/numbers.py $(wildcard $(RP)/macros*.py) $(wildcard $(RP)/statements*.py) $(RP)/summaries.py \
+              $(RP)/skipped.py $(RP)/figures/examples.py experiments/paper.toml
 FIG_CORE := $(REPORT_CORE) $(RP)/figures/__init__.py $(RP)/figures/_common.py
 FIGURE_NAMES := curves pretrain intermediate transfer compare examples pretrain_curves
 FIGURES := $(addprefix $(PB)/figures/,$(addsuffix .pdf,$(FIGURE_NAMES)))
@@ -81,8 +81,8 @@ $(PB)/numbers.tex $(PB)/numbers.json &: $(RESULTS) $(A)/report.json $(ANALYSIS_O
 	$(PAPER_PY) -m diminish.report numbers $(REPORT_ARGS) --out-file $(PB)/numbers.tex
 
 # 3. tables (one script writes them all)
-$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(RP)/tables.py $(RP)/tables_claims.py $(NUMBERS_PY) $(RP)/render.py \
-             $(RP)/templates/table.tex.j2
+$(TABLES) &: $(RESULTS) $(A)/report.json $(ANALYSIS_OUT) $(REPORT_CORE) $(wildcard $(RP)/tables*.py) $(NUMBERS_PY) \
+             $(RP)/render.py $(RP)/templates/table.tex.j2
 	$(PAPER_PY) -m diminish.report tables $(REPORT_ARGS) --out $(PB)/tables
 
 # 4. figures, one script each
@@ -111,11 +111,13 @@ $(PB)/references.bib: paper/references.bib
 	cp $< $@
 
 # 6. LaTeX (latexmk reruns pdflatex/bibtex as often as references need); when it fails, report/latexlog.py names
-#    the generated file and line, what wrote that file, and the results it was built from
+#    the generated file and line, what wrote that file, and the results it was built from; the layout check
+#    (report/layout.py) then fails the build on float and overfull warnings above a small threshold
 $(PB)/paper.pdf: $(PB)/paper.tex $(PB)/numbers.tex $(TABLES) $(FIGURES) $(PB)/figures/reconstructions.pdf \
                 $(PB)/references.bib | paper-tools
 	@cd $(PB) && latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error -silent paper.tex \
 	  >latexmk.out 2>&1 || { cd $(CURDIR) && $(PAPER_PY) -m diminish.report.latexlog $(PB); exit 1; }
+	@$(PAPER_PY) -m diminish.report.layout $(PB)/paper.log || { rm -f $@; exit 1; }
 	@touch $@
 	@boxes=$$(grep -c '^Overfull' $(PB)/paper.log || true); \
 	  pages=$$(grep -o 'Output written on paper.pdf ([0-9]* pages' $(PB)/paper.log | grep -o '[0-9]* pages'); \

@@ -86,9 +86,11 @@ def test_report_on_results_writes_the_contract(results_nc, tmp_path, capsys):
     fits = pd.read_csv(out / "fits.csv")
     assert set(fits.metric) == {"miou", "accuracy"} and fits.identified.dtype == bool
     v = pd.read_csv(out / "verdicts.csv")
-    assert set(v.verdict) <= {"supported", "not supported", "inconclusive"} and set(v.metric) == {"miou"}
+    assert set(v.verdict) <= {"supported", "not supported", "inconclusive", "not testable"}
+    assert set(v.metric) == {"miou"}
     h = pd.read_csv(out / "headline.csv")
-    assert list(h.claim_id) == ["HL1", "HL2", "HL2S", "HL3"] and set(h.holds_in_ours) <= {"yes", "no", "inconclusive"}
+    assert list(h.claim_id) == ["HL1", "HL2", "HL2S", "HL3"]
+    assert set(h.holds_in_ours) <= {"yes", "no", "inconclusive", "not testable"}
     pi = pd.read_csv(out / "paired_intermediate.csv")
     cell = pi[(pi.metric == "miou") & (pi.pretrain == 45_000) & (pi.finetune == 500)].iloc[0]
     assert cell.n == 2  # the NaN seed is dropped from the pair, and reported

@@ -85,7 +85,9 @@ def test_pooled_pretraining_model_uses_one_arm_and_matches_the_cells():
     # slopes per doubling, in units that match a 100-800 image axis
     assert set(po.loc["pretrain"].index) == {"mean", "log2_finetune", "log2_pretrain"}
     assert po.loc[("pretrain", "log2_pretrain"), "unit"] == "points per doubling of P (pre-trained models)"
-    assert (po.formula.str.startswith("delta = b0")).all()
+    assert po.loc["intermediate"].formula.str.startswith("delta = b0").all()
+    # the pre-training model fits the runs (the shared from-scratch run enters once), one F at a time
+    assert po.loc["pretrain"].formula.str.startswith("at each F: y = a_F").all()
 
 
 def test_two_seeds_are_flagged_where_they_carry_no_information():

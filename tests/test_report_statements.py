@@ -90,11 +90,15 @@ def test_range_phrase_collapses_equal_values():
     assert plain(st.range_phrase([-0.62], "exponent")) == "the exponent is -0.62 in the only fitted condition"
     assert plain(st.range_phrase([-0.62, -0.621], "exponent")).startswith("the exponent is -0.62 in all 2")
     assert plain(st.range_phrase([-0.57, 5.79, np.nan], "exponent")) == \
-        "the exponent lies between -0.57 and 5.79 across 2 conditions"
+        "the exponent is -0.57 in one fitted condition and 5.79 in the other"
+    assert plain(st.range_phrase([-0.57, 5.79, 1.0], "exponent")) == \
+        "the exponent lies between -0.57 and 5.79 across 3 conditions"
     assert "no exponent" in plain(st.range_phrase([np.nan], "exponent"))
 
 
 def test_pooled_vs_cells_says_why_they_differ():
+    s = plain(st.pooled_vs_cells(-1.66, -1.66, 15, 40, "P = 100 minus P = 0", runs=True))
+    assert "40 runs, each from-scratch run entering once" in s and "paired differences" not in s
     assert "equals the plain mean of the 15" in st.pooled_vs_cells(-1.66, -1.66, 15, 30, "with and without")
     s = plain(st.pooled_vs_cells(-1.32, -1.66, 15, 30, "with and without the intermediate stage"))
     assert "differs from the plain mean of the 15 cell means (-1.66)" in s

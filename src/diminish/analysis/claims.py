@@ -46,7 +46,9 @@ rule in words in ``rule`` and its kind in ``kind``, so no reader has to re-deriv
     inconclusive. Growing with P: supported if the average effect and the slope in log2 P both
     have the claimed sign (intervals); not supported if either interval is on the other side.
 
-The paper's headline claims are combined from these rows in :mod:`.headline`.
+Each rule is one function of :mod:`.rules`, which returns the verdict with the quantity that decided it
+(columns ``decided_by`` and ``decisive_*``). H2_P is "not testable", a verdict of its own. The paper's
+headline claims are combined from these rows in :mod:`.headline`.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
@@ -56,6 +58,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import rules
 from .common import Notes, attach, check_metric, conditions, is_summary, n_seeds
 from .contrasts import (  # noqa: F401  (contrast, gain_slope_weights re-exported)
     contrast,
@@ -72,7 +75,7 @@ from .plateaus import condition_plateau
 from .pooled import effect_by_f, pooled
 
 VERDICT_COLS = ["claim_id", "claim", "statistic", "estimate", "ci_lo", "ci_hi", "p", "verdict", "metric", "detail",
-                "kind", "rule", "n_seeds"]
+                "kind", "rule", "n_seeds"] + rules.DECISION_COLS
 RULE_DIR = {+1: "supported: 95% interval above 0; not supported: 95% interval below 0; otherwise inconclusive",
             -1: "supported: 95% interval below 0; not supported: 95% interval above 0; otherwise inconclusive"}
 RULE_EVERY = ("supported: every cell's 95% interval lies on the claimed side of 0 (a claim about all cells needs "
@@ -87,13 +90,7 @@ RULE_DIM = {+1: "supported: 95% interval above 0 and the metric rises over the m
                 "(no returns to diminish); otherwise inconclusive"}
 PER_F, PER_P = 100.0, 100_000.0  # units of the per-image gains of DR_F and DR_P
 RULE_H2P = "not testable: a plateau in P needs at least 5 pre-training sizes above 0"
-
-
-def _side(lo, hi) -> int:
-    """+1 if the interval lies above 0, -1 if below, 0 if it contains 0 or is undefined."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return 0
-    return 1 if lo > 0 else (-1 if hi < 0 else 0)
+SLOPE_UNIT = {"F": "points per doubling of F, per doubling of F", "P": "points per doubling of P, per doubling of P"}
 
 
 def rule_narrows(sign: int) -> str:
@@ -110,74 +107,31 @@ def rule_grows(sign: int) -> str:
             f"not supported: either interval shows the opposite; otherwise inconclusive")
 
 
-def narrows(mean: dict, slope: dict, by_f: pd.DataFrame, sign: int) -> tuple[str, str]:
-    """(verdict, detail) of 'an effect of sign ``sign`` narrows as F grows' (rule in the docstring)."""
-    if by_f.empty or not np.isfinite(slope.get("estimate", np.nan)):
-        return "inconclusive", "no effect per fine-tune size or no slope"
+def _narrow_detail(by_f: pd.DataFrame, sign: int) -> str:
+    if by_f.empty:
+        return "no effect per fine-tune size"
     b = by_f.sort_values("finetune")
     first, last = b.iloc[0], b.iloc[-1]
-    sides = [_side(r.ci_lo, r.ci_hi) for r in b.itertuples()]
-    s_slope = _side(slope["ci_lo"], slope["ci_hi"])
-    s_mean = _side(mean.get("ci_lo", np.nan), mean.get("ci_hi", np.nan))
     keeps = bool((sign * b.estimate.to_numpy(float) > 0).all())
-    detail = (f"effect {first.estimate:+.3g} [{first.ci_lo:.3g}, {first.ci_hi:.3g}] at F={int(first.finetune)}, "
-              f"{last.estimate:+.3g} [{last.ci_lo:.3g}, {last.ci_hi:.3g}] at F={int(last.finetune)}; "
-              f"{'keeps its sign at every F' if keeps else 'changes sign along F'}")
-    if s_slope == sign or sides[0] == -sign or -sign in sides or s_mean == -sign:
-        return "not supported", detail
-    if sides[0] == sign and s_slope == -sign and keeps:
-        return "supported", detail
-    return "inconclusive", detail
+    return (f"effect {first.estimate:+.3g} [{first.ci_lo:.3g}, {first.ci_hi:.3g}] at F={int(first.finetune)}, "
+            f"{last.estimate:+.3g} [{last.ci_lo:.3g}, {last.ci_hi:.3g}] at F={int(last.finetune)}; "
+            f"{'keeps its sign at every F' if keeps else 'changes sign along F'}")
 
 
-def grows(mean: dict, slope: dict, sign: int) -> str:
-    s_mean = _side(mean.get("ci_lo", np.nan), mean.get("ci_hi", np.nan))
-    s_slope = _side(slope.get("ci_lo", np.nan), slope.get("ci_hi", np.nan))
-    if s_mean == -sign or s_slope == -sign:
-        return "not supported"
-    return "supported" if s_mean == sign and s_slope == sign else "inconclusive"
-
-
-
-def diminishing(stat: dict, returns: dict | None, sign: int) -> str:
-    """Verdict of a diminishing-returns statistic (claimed sign ``sign``) that needs returns to diminish."""
-    v = _directional(stat["ci_lo"], stat["ci_hi"], sign)
-    r = _side(returns["ci_lo"], returns["ci_hi"]) if returns is not None else 0
-    if r < 0:
-        return "not supported"
-    if v == "supported" and r == 0:
-        return "inconclusive"
-    return v
-
-
-def _directional(ci_lo, ci_hi, sign: int) -> str:
-    if not (np.isfinite(ci_lo) and np.isfinite(ci_hi)):
-        return "inconclusive"
-    if (sign > 0 and ci_lo > 0) or (sign < 0 and ci_hi < 0):
-        return "supported"
-    if (sign > 0 and ci_hi < 0) or (sign < 0 and ci_lo > 0):
-        return "not supported"
-    return "inconclusive"
-
-
-def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, str, str]:
-    """(statistics, verdict, detail) of 'the difference has sign ``sign`` in every cell' (RULE_EVERY)."""
+def _every_cell(df: pd.DataFrame, sign: int) -> tuple[dict, rules.Decision, str]:
+    """(statistics, decision, detail) of 'the difference has sign ``sign`` in every cell' (RULE_EVERY)."""
     d = df[np.isfinite(df.mean_delta.to_numpy(float))]
+    names = [f"P = {int(r.pretrain)}, F = {int(r.finetune)}" for r in d.itertuples()]
+    dec = rules.every_cell(d.mean_delta, d.ci_lo, d.ci_hi, d.p_holm, sign, names, d.n)
     if d.empty:
-        return dict(estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan, p=np.nan), "inconclusive", "no cell"
+        return dict(estimate=np.nan, ci_lo=np.nan, ci_hi=np.nan, p=np.nan), dec, "no cell"
     est = d.mean_delta.to_numpy(float)
-    sides = np.array([_side(lo, hi) for lo, hi in zip(d.ci_lo.to_numpy(float), d.ci_hi.to_numpy(float))])
+    sides = np.array([rules.side(lo, hi) for lo, hi in zip(d.ci_lo.to_numpy(float), d.ci_hi.to_numpy(float))])
     wrong = (np.sign(est) == -sign) & (d.p_holm.to_numpy(float) < 0.05)
-    if (sides == sign).all():
-        v = "supported"
-    elif wrong.any():
-        v = "not supported"
-    else:
-        v = "inconclusive"
     right = int((np.sign(est) == sign).sum())
     detail = (f"{right} of {len(d)} cells have the claimed sign, {int((sides == sign).sum())} with a 95% interval on "
               f"that side; {int(wrong.sum())} go the other way with Holm-adjusted p < 0.05")
-    return dict(estimate=right / len(d), ci_lo=np.nan, ci_hi=np.nan, p=np.nan), v, detail
+    return dict(estimate=right / len(d), ci_lo=np.nan, ci_hi=np.nan, p=np.nan), dec, detail
 
 
 def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = None,
@@ -195,10 +149,11 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
     ns = n_seeds(ds)
     rows = []
 
-    def add(cid, kind, claim, statistic, res, verdict, rule, detail=""):
+    def add(cid, kind, claim, statistic, res, dec: rules.Decision, rule, detail=""):
         rows.append(dict(claim_id=cid, claim=claim, statistic=statistic, estimate=res.get("estimate", np.nan),
                          ci_lo=res.get("ci_lo", np.nan), ci_hi=res.get("ci_hi", np.nan), p=res.get("p", np.nan),
-                         verdict=verdict, metric=metric, detail=detail, kind=kind, rule=rule, n_seeds=ns))
+                         verdict=dec.verdict, metric=metric, detail=detail, kind=kind, rule=rule, n_seeds=ns,
+                         **dec.columns()))
 
     conds = conditions(ds, metric)
     pool = ("variance pooled over all cells (fewer than 3 seeds per cell); " if pools(ds) else "")
@@ -214,7 +169,8 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
         if g is not None:
             add(f"FT_HELPS_{tag}", "FT_HELPS", f"more fine-tuning data raises {metric} (P={P}, I={I})",
                 "mean gain per doubling of F over the measured range (points)", g,
-                _directional(g["ci_lo"], g["ci_hi"], +1), RULE_DIR[+1], pool.rstrip("; "))
+                rules.directional(g, +1, "the mean gain per doubling of F", "points per doubling of F"),
+                RULE_DIR[+1], pool.rstrip("; "))
         s = gain_slope(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
         rf = end_gain(ds, metric, "finetune", dict(pretrain=P, intermediate=I))
         if s is None:
@@ -222,12 +178,14 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
         else:
             add(f"H1_F_{tag}", "H1_F", f"gain per doubling of F falls with F (P={P}, I={I})",
                 "slope of per-doubling gain vs log2 F (points per doubling, per doubling)", s,
-                diminishing(s, rf, -1), RULE_DIM[-1], f"{pool}{s['levels']} sizes")
+                rules.diminishing(s, rf, -1, "the slope of the per-doubling gain", SLOPE_UNIT["F"]), RULE_DIM[-1],
+                f"{pool}{s['levels']} sizes")
         d = per_image_drop(ds, metric, "finetune", dict(pretrain=P, intermediate=I), PER_F)
         if d is not None:
             add(f"DR_F_{tag}", "DR_F", f"each added fine-tuning image raises {metric} less at larger F (P={P}, I={I})",
                 "gain per 100 added images over the first interval of F minus over the last (points)", d,
-                diminishing(d, rf, +1), RULE_DIM[+1], f"{pool}{d['levels']} sizes")
+                rules.diminishing(d, rf, +1, "the drop in the gain per added image", "points per 100 images"),
+                RULE_DIM[+1], f"{pool}{d['levels']} sizes")
         h2 = condition_plateau(fits, metric, P, I)
         detail = (f"{h2['status']}" + (f" ({h2['reason']})" if h2["reason"] else "")
                   + (f"; best saturating curve {h2['family']}" if h2["family"] else "")
@@ -235,7 +193,7 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
                      if np.isfinite(h2["w_saturating"]) else ""))
         add(f"H2_F_{tag}", "H2_F", f"{metric} plateaus below 100% in F (P={P}, I={I})",
             "plateau (%), NaN when not identified",
-            dict(estimate=h2["plateau"], ci_lo=h2["plateau_lo"], ci_hi=h2["plateau_hi"]), h2["verdict"],
+            dict(estimate=h2["plateau"], ci_lo=h2["plateau_lo"], ci_hi=h2["plateau_hi"]), rules.plateau(h2),
             h2["rule"], detail)
     # ---- diminishing returns along P, per F
     n_pos = int((ds.pretrain.values > 0).sum())
@@ -247,7 +205,8 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             rp = end_gain(ds, metric, "pretrain", dict(intermediate=I, finetune=F))
             add(f"H1_P_F{int(F)}_I{int(I)}", "H1_P", f"gain per doubling of P falls with P (F={int(F)}, I={I})",
                 "slope of per-doubling gain vs log2 P over P > 0 (points per doubling, per doubling)", s,
-                diminishing(s, rp, -1), RULE_DIM[-1], f"{pool}{s['levels']} pre-training sizes > 0")
+                rules.diminishing(s, rp, -1, "the slope of the per-doubling gain", SLOPE_UNIT["P"]), RULE_DIM[-1],
+                f"{pool}{s['levels']} pre-training sizes > 0")
     for I in (bool(i) for i in ds.intermediate.values):
         for F in ds.finetune.values:
             d = per_image_drop(ds, metric, "pretrain", dict(intermediate=I, finetune=F), PER_P)
@@ -257,11 +216,16 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             add(f"DR_P_F{int(F)}_I{int(I)}", "DR_P",
                 f"each added pre-training image raises {metric} less at larger P (F={int(F)}, I={I})",
                 "gain per 100k added pre-training images over the first interval of P minus over the last (points)",
-                d, diminishing(d, rp, +1), RULE_DIM[+1],
+                d, rules.diminishing(d, rp, +1, "the drop in the gain per added image", "points per 100k images"),
+                RULE_DIM[+1],
                 f"{pool}{d['levels']} pre-training sizes" + (" incl. P = 0" if d["has_zero"] else " (no P = 0 cells)"))
     if n_pos < 3:
         notes.add(f"{metric}: H1_P not tested: {n_pos} pre-training sizes > 0 (needs 3)")
-    add("H2_P", "H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {}, "inconclusive", RULE_H2P,
+    notes.add(f"{metric}: a plateau in pre-training size (H2_P) not testable: {n_pos} pre-training sizes above 0, "
+              "and a 3-parameter saturating curve needs at least 5 to leave a residual degree of freedom")
+    add("H2_P", "H2_P", f"{metric} plateaus in pre-training size", "plateau in P", {},
+        rules.not_testable("the number of pre-training sizes above 0" if n_pos < 5 else
+                           "a plateau fit in P, which the analysis does not make", n_pos), RULE_H2P,
         f"{n_pos} pre-training sizes > 0; a 3-parameter saturating curve needs >= 5 to leave residual "
         "degrees of freedom")
     # ---- the two effects: every cell, pooled mean, and how they change
@@ -286,12 +250,12 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
         name = f"{P_}_HELPS" if effect == "pretrain" else "INT_HURTS"
         add(name, name,
             f"{name} {word} {metric} on average", "pooled model: average difference (points)", mean,
-            _directional(mean["ci_lo"], mean["ci_hi"], sign), RULE_DIR[sign] + " (pooled model)",
+            rules.directional(mean, sign, "the average difference"), RULE_DIR[sign] + " (pooled model)",
             f"{mean['model']}; arms: {arms}")
         bf = by_f[(by_f.metric == metric) & (by_f.effect == effect)] if len(by_f) else by_f
         slope = terms.get("log2_finetune")
         if slope is not None:
-            v, d = narrows(mean, slope, bf, sign)
+            v, d = rules.narrows(mean, slope, bf, sign, "points per doubling of F"), _narrow_detail(bf, sign)
             cid = f"{P_}_SHRINKS_WITH_F"
             claim = ("the pre-training head start narrows as F grows" if effect == "pretrain"
                      else "the intermediate penalty shrinks as F grows")
@@ -303,7 +267,8 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             claim = ("the pre-training gain grows with pre-training size" if effect == "pretrain"
                      else "the intermediate penalty grows with pre-training size")
             add(cid, cid, claim, "pooled model: change of the difference per doubling of P (points)", slope,
-                grows(mean, slope, sign), rule_grows(sign), f"pre-trained models only; arms: {arms}")
+                rules.grows(mean, slope, sign, "points per doubling of P"), rule_grows(sign),
+                f"pre-trained models only; arms: {arms}")
     out = pd.DataFrame(rows, columns=VERDICT_COLS)
     return attach(out, notes.items + fits.attrs.get("notes", []) + paired_int.attrs.get("notes", [])
                   + paired_pt.attrs.get("notes", []) + pooled_df.attrs.get("notes", []))

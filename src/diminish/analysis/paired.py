@@ -8,7 +8,9 @@ from-scratch cell without intermediate fine-tuning (column ``baseline_intermedia
 Per cell (per-seed data): mean delta, SE, paired t (two-sided), the exact sign-flip permutation p
 over all 2^n sign patterns (with n = 3 pairs its smallest possible two-sided value is 2/8 = 0.25, so
 it can never reach 0.05), d_z = mean / SD of the deltas, a 95% t interval, and Holm-adjusted p
-(over all cells of the table for a metric, applied to the t-test p).
+(applied to the t-test p, over one family: all cells of the intermediate table for a metric; the cells of one
+intermediate setting in the pre-training table, the arm each pre-training claim is about). ``holm_m`` is the
+family's size, the number of tests the correction counts.
 
 Summary data (the paper's tables: no per-seed values) cannot be paired: each cell gets a Welch t
 from the two means, SDs and n (Satterthwaite df), no permutation p and no d_z; ``d_pooled`` is the
@@ -134,9 +136,16 @@ def _has(ds, metric, P, I) -> bool:
     return any(cell_stats(ds, metric, P, I, F)[2] > 0 for F in ds.finetune.values)
 
 
-def _finish(rows, key_cols, notes, ds, metric, tail=()) -> pd.DataFrame:
+def _finish(rows, key_cols, notes, ds, metric, tail=(), family=()) -> pd.DataFrame:
+    """The table, with Holm-adjusted p over each family (the rows sharing the ``family`` columns; all rows when
+    none) and the family's size (``holm_m``: the number of cells with a p value in it)."""
     df = pd.DataFrame(rows, columns=key_cols + COLS + EXTRA + list(tail))
-    df["p_holm"] = holm(df["p_t"].to_numpy(float)) if len(df) else []
+    df["p_holm"] = np.nan
+    df["holm_m"] = 0
+    for idx in ([g.index for _, g in df.groupby(list(family))] if family and len(df) else [df.index]):
+        p = df.loc[idx, "p_t"].to_numpy(float)
+        df.loc[idx, "p_holm"] = holm(p)
+        df.loc[idx, "holm_m"] = int(np.isfinite(p).sum())
     if not rows:
         pass
     elif not is_summary(ds):
@@ -204,7 +213,7 @@ def paired_pretrain(ds: xr.Dataset, metric: str = "miou") -> pd.DataFrame:
                     rows.append(dict(metric=metric, pretrain=P, intermediate=I, finetune=int(F),
                                      baseline_intermediate=base_I, **r))
     return _finish(rows, ["metric", "pretrain", "intermediate", "finetune"], notes, ds, metric,
-                   tail=["baseline_intermediate"])
+                   tail=["baseline_intermediate"], family=["intermediate"])
 
 
 def paired_tests(ds: xr.Dataset, metric: str = "miou") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

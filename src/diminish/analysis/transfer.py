@@ -14,7 +14,10 @@ curve: it is kept but flagged (``extrapolated``) and counted in ``transfer_fit.c
 F = 1, has no finite F_eff (NaN, flagged in ``status``). D_T is measured against the from-scratch
 *curve*, not its cells: where that curve misses the from-scratch mean at F, D_T is not 0 even when
 both scores are equal; ``scratch_residual`` (curve minus from-scratch mean at the same F, points)
-shows by how much.
+shows by how much. ``measured_diff`` is the condition's mean minus the from-scratch mean at the same F
+and ``sign_disagrees`` flags the rows where it and D_T have opposite signs (the curve, not the cells,
+decides D_T's sign); ``extrapolated_side`` says whether an extrapolated F_eff lies below the smallest
+measured size or above the largest.
 """
 
 # ruff: noqa: E741  (P, I, F: pre-training size, intermediate flag, fine-tune size, as in the study)
@@ -45,13 +48,28 @@ def invert(name: str, theta, target: float) -> float:
     return float(np.exp(brentq(f, lo, hi, xtol=1e-12)))
 
 
+def extrapolation_side(f_eff: float, fmin: float, fmax: float) -> str:
+    """'below' (F_eff under the smallest measured F), 'above' (over the largest), '' inside or undefined."""
+    if not np.isfinite(f_eff):
+        return ""
+    return "below" if f_eff < fmin else "above" if f_eff > fmax else ""
+
+
+def sign_disagrees(d_t: float, measured: float) -> bool:
+    """Whether D_T (read off the from-scratch curve) and the measured difference of the cells have opposite signs
+    (a positive D_T beside a measured loss, or the reverse); False where either is 0 or undefined."""
+    if not (np.isfinite(d_t) and np.isfinite(measured)):
+        return False
+    return bool(np.sign(d_t) * np.sign(measured) < 0)
+
+
 def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = None, family: str | None = None,
              n_boot: int = 0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(transfer.csv rows, transfer_fit.csv rows) for one metric."""
     check_metric(ds, metric)
     notes = Notes()
     cols = ["metric", "pretrain", "intermediate", "finetune", "f_eff", "d_t", "extrapolated", "score", "family",
-            "status", "scratch_residual"]
+            "status", "scratch_residual", "extrapolated_side", "measured_diff", "sign_disagrees"]
     fcols = ["metric", "pretrain", "intermediate", "k", "alpha", "n_points", "n_extrapolated", "alpha_se",
              "alpha_ci_lo", "alpha_ci_hi", "family", "fit_note"]
     conds = conditions(ds, metric)
@@ -94,9 +112,12 @@ def transfer(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = N
             else:
                 status = "extrapolated beyond the measured F range" if extra else "ok"
             m0 = cell_stats(ds, metric, 0, False, F)[0]
+            d_t = fe - F if np.isfinite(fe) else np.nan
             rows.append(dict(metric=metric, pretrain=P, intermediate=I, finetune=int(F), f_eff=fe,
-                             d_t=fe - F if np.isfinite(fe) else np.nan, extrapolated=extra, score=m, family=name,
-                             status=status, scratch_residual=float(predict(name, theta, [F])[0]) - m0))
+                             d_t=d_t, extrapolated=extra, score=m, family=name,
+                             status=status, scratch_residual=float(predict(name, theta, [F])[0]) - m0,
+                             extrapolated_side=extrapolation_side(fe, fmin, fmax), measured_diff=m - m0,
+                             sign_disagrees=sign_disagrees(d_t, m - m0)))
             pts.append((float(F), fe - F if np.isfinite(fe) else np.nan, extra))
         n_extra = sum(e for _, _, e in pts)
         if n_extra:

@@ -17,7 +17,9 @@ from .inputs import Inputs
 from .latex import Tex, escape, integer, macro_name
 from .macros import Numbers, condition_label, readable
 from .statements import verdict_counts, verdict_sentence
+from .statements_verdicts import decision_sentence, row_decision
 
+VERDICTS = ("supported", "inconclusive", "not supported", "not testable")  # "not testable" is its own verdict
 _PER_CONDITION = re.compile(r"_(?:P(\d+)|F(\d+))_I(\d)$")
 _CONDITION_TEXT = re.compile(r"\s*\((?:P|F)=[^)]*\)\s*$")
 
@@ -49,7 +51,7 @@ EVERY_CELL_RULE = ("supported if every cell differs in the claimed direction wit
 PLATEAU_RULE = ("supported if the best saturating family's plateau is identified with its upper limit below 100\\% "
                 "and the saturating families hold at least 0.9 of the Akaike weight; not supported if the "
                 "log-linear curve holds at least 0.9; else inconclusive")
-UNTESTABLE_RULE = "not testable with fewer than 5 pre-training sizes above 0, so always inconclusive"
+UNTESTABLE_RULE = "not testable with fewer than 5 pre-training sizes above 0 (its own verdict, not inconclusive)"
 
 
 def rule_of(kind: str, row: object = None) -> Tex:
@@ -102,7 +104,7 @@ def claim_groups(verdicts: pd.DataFrame, metric_label: str = "mIoU") -> list[dic
         g["rows"].append(r)
     for g in groups.values():
         vs = [str(r.verdict).strip() for r in g["rows"]]
-        g["counts"] = {v: vs.count(v) for v in ("supported", "inconclusive", "not supported") if vs.count(v)}
+        g["counts"] = {v: vs.count(v) for v in VERDICTS if vs.count(v)}
         g["n"] = len(vs)
     return list(groups.values())
 
@@ -132,8 +134,7 @@ def add_verdicts(n: Numbers, inp: Inputs) -> None:
     label = "mIoU" if inp.metric == "miou" else inp.metric
     counts = v["verdict"].astype(str).str.strip().value_counts()
     n.set("NClaims", integer(len(v)))
-    n.set("ClaimCounts", verdict_counts({k: int(counts.get(k, 0)) for k in ("supported", "inconclusive",
-                                                                              "not supported")}, "tests"))
+    n.set("ClaimCounts", verdict_counts({k: int(counts.get(k, 0)) for k in VERDICTS}, "tests"))
     n.flags["verdicts"] = {str(r.claim_id): str(r.verdict).strip() for r in v.itertuples()}
     n.flags["groups"] = {}
     for g in claim_groups(v, label):
@@ -144,7 +145,12 @@ def add_verdicts(n: Numbers, inp: Inputs) -> None:
         else:
             r = g["rows"][0]
             verdict = str(r.verdict).strip()
-            est = r.estimate if shows_estimate(g["key"], r.statistic) else np.nan
-            n.set(macro_name("Statement", g["key"]), verdict_sentence(g["claim"], verdict, est, r.ci_lo, r.ci_hi,
-                                                                     estimate_unit(g["key"])))
+            d = row_decision(r)
+            if d["by"]:
+                text = decision_sentence(g["claim"], verdict, d["by"], d["est"], d["lo"], d["hi"], d["unit"],
+                                         d["need"])
+            else:
+                est = r.estimate if shows_estimate(g["key"], r.statistic) else np.nan
+                text = verdict_sentence(g["claim"], verdict, est, r.ci_lo, r.ci_hi, estimate_unit(g["key"]))
+            n.set(macro_name("Statement", g["key"]), text)
             n.flags["groups"][g["key"]] = verdict

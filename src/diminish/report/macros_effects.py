@@ -34,6 +34,8 @@ from .statements import (
     significant_cells,
     trend_sentence,
 )
+from .statements_cells import one_cell_note
+from .statements_transfer import extrapolation_sentence, sign_sentence
 from .summaries import spread_sentence
 
 
@@ -58,7 +60,8 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
     else:  # no pooled model: the plain mean of the cells, without an interval
         est, lo, hi, src = (float(np.nanmean(d)) if tot else np.nan), np.nan, np.nan, "mean of the cells"
     n.set(f"{tag}Effect", effect_sentence(subject, label, pos, neg, tot, est, lo, hi, seeds=seeds, source=src))
-    n.set(f"{tag}Significance", significant_cells(up, down, tot, noun=f"the difference {subject} makes"))
+    fam = int(df["holm_m"].max()) if "holm_m" in df.columns and tot else None
+    n.set(f"{tag}Significance", significant_cells(up, down, tot, noun=f"the difference {subject} makes", family=fam))
     n.set(f"{tag}Cells", integer(tot))
     n.flags[f"{tag.lower()}_side"] = side(lo, hi)
     n.flags[f"{tag.lower()}_cells"] = tot
@@ -68,7 +71,8 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
         arms = mean["arms"].strip()
     has_n = mean is not None and "n_obs" in mean and not isnan(mean["n_obs"])
     n_obs = int(mean["n_obs"]) if has_n else int(df["n"].sum())
-    n.set(f"{tag}PooledNote", pooled_vs_cells(est, float(np.nanmean(d)) if tot else np.nan, tot, n_obs, arms)
+    runs = mean is not None and str(mean.get("formula", "")).startswith("at each F: y")
+    n.set(f"{tag}PooledNote", pooled_vs_cells(est, float(np.nanmean(d)) if tot else np.nan, tot, n_obs, arms, runs)
           if mean is not None else Tex(""))
     # along F: ends averaged over the other factors, slope from the pooled model
     F = sorted(df["finetune"].unique())
@@ -82,9 +86,12 @@ def _effect(n: Numbers, inp: Inputs, tag: str, subject: str, df: pd.DataFrame, e
                 at = rows.set_index("finetune")["estimate"]
                 F = sorted(at.index)
         s = (slope["estimate"], slope["ci_lo"], slope["ci_hi"]) if slope is not None else (np.nan,) * 3
+        notes = "".join(str(one_cell_note(f"at F = {int(f)}", {f"P = {int(r.pretrain)}": r.mean_delta
+                                                               for r in df[df["finetune"] == f].itertuples()}))
+                        for f in (F[0], F[-1]))
         n.set(f"{tag}TrendF", trend_sentence(f"averaged over pre-training sizes, the difference {subject} makes",
                                              at[F[0]], at[F[-1]], int(F[0]), int(F[-1]), *s,
-                                             short=f"the difference {subject} makes"))
+                                             short=f"the difference {subject} makes", note=notes))
     else:
         n.set(f"{tag}TrendF", Tex(""))
     # along P (over the pre-training sizes the effect is measured at)
@@ -184,6 +191,21 @@ def add_transfer(n: Numbers, inp: Inputs) -> None:
     n.set("TransferPoints", integer(int((~np.isnan(d)).sum())))
     n.set("TransferNegative", integer(int((d <= 0).sum())))
     n.set("TransferExtrapolated", integer(int(tr["extrapolated"].astype(bool).sum()) if len(tr) else 0))
+    fin = tr[np.isfinite(d)] if len(tr) else tr
+    side_of = fin["extrapolated_side"].fillna("").astype(str) if "extrapolated_side" in fin.columns else None
+    if side_of is not None:
+        n.set("TransferExtrapolation", extrapolation_sentence(int((side_of == "below").sum()),
+                                                              int((side_of == "above").sum())))
+    else:  # an older analysis folder: no side recorded
+        n.set("TransferExtrapolation", Tex(f"{integer(int(fin['extrapolated'].astype(bool).sum()))} need the "
+                                           "from-scratch curve outside its measured range and are extrapolations."))
+    cases = []
+    if "sign_disagrees" in fin.columns:
+        for r in fin[fin["sign_disagrees"].astype(str).str.lower() == "true"].itertuples():
+            cases.append((condition_label(r.pretrain, bool(r.intermediate)), int(r.finetune), float(r.measured_diff),
+                          float(r.d_t)))
+    n.set("TransferSign", sign_sentence(len(fin), cases) if "sign_disagrees" in fin.columns else Tex(""))
+    n.flags["transfer_sign_cases"] = len(cases)
     # a power law has two parameters: with fewer than three points it is not a fit
     fitted = tf.dropna(subset=["alpha"])
     fitted = fitted[fitted["n_points"] >= 3]

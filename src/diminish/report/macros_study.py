@@ -107,6 +107,7 @@ def add_config(n: Numbers, inp: Inputs) -> None:
     paper = paper_config()
     diffs = differences_from_paper(cfg, paper) if cfg is not None and paper is not None else None
     n.set("SettingsSentence", settings_sentence(diffs))
+    n.flags["settings_differ"] = bool(diffs)
     n.flags["settings_are_papers"] = diffs == []
     n.flags["model_is_papers"] = paper is not None and all(getattr(m, f) == getattr(paper.model, f)
                                                            for f in MODEL_FIELDS)
@@ -208,7 +209,8 @@ def add_compare(n: Numbers, inp: Inputs) -> None:
         h = h[h["metric"] == inp.metric]
     holds = h["holds_in_ours"].astype(str).str.strip().str.lower()
     n.set("HeadlineSentence", headline_sentence(int((holds == "yes").sum()), int((holds == "no").sum()),
-                                                int((holds == "inconclusive").sum())))
+                                                int((holds == "inconclusive").sum()),
+                                                int((holds == "not testable").sum())))
 
 
 def add_provenance(n: Numbers, inp: Inputs) -> None:

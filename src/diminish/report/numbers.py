@@ -46,7 +46,7 @@ from .macros_effects import (
     add_transfer,
     plateau_text,
 )
-from .macros_pretraining import add_pretraining
+from .macros_pretraining import add_examples, add_pretraining
 from .macros_study import add_compare, add_config, add_grid, add_provenance, add_results
 
 __all__ = [
@@ -61,7 +61,7 @@ PREFIX = "dm"
 def compute(inp: Inputs) -> Numbers:
     n = Numbers()
     for step in (add_grid, add_config, add_results, add_pretrain_effect, add_intermediate_effect, add_fits,
-                 add_verdicts, add_transfer, add_compare, add_provenance, add_pretraining):
+                 add_verdicts, add_transfer, add_compare, add_provenance, add_pretraining, add_examples):
         step(n, inp)
     n.flags["synthetic"] = inp.synthetic
     n.flags["has_examples"] = inp.examples is not None

@@ -14,6 +14,7 @@ abstract, results, discussion and conclusion all print that macro, so they canno
 from __future__ import annotations
 
 import math
+import re
 
 from .latex import Tex, escape, integer, isnan, num
 
@@ -50,7 +51,7 @@ def count_phrase(k: int, n: int, unit: str = "cells") -> str:
     return f"in {k} of the {n} {unit}"
 
 
-VERDICT_ORDER = ("supported", "inconclusive", "not supported")
+VERDICT_ORDER = ("supported", "inconclusive", "not supported", "not testable")
 
 
 def verdict_counts(counts: dict[str, int], unit: str = "conditions") -> str:
@@ -143,7 +144,10 @@ def effect_sentence(subject: str, metric: str, pos: int, neg: int, n: int, mean:
                    f"{count_phrase(neg, n, unit)}.")
     same = pos if s_ci > 0 else neg
     other = neg if s_ci > 0 else pos
-    if same >= other:
+    if same == other:  # an even split is no evidence either way: say so instead of quoting one side
+        return Tex(f"{escape(S)} {verb(s_ci)} {m} on average ({avg}, {ci(lo, hi)}), while the cells are evenly split: "
+                   f"it raises {m} in {pos} and lowers it in {neg} of the {plural(n, _singular(unit))}.")
+    if same > other:
         return Tex(f"{escape(S)} {verb(s_ci)} {m} on average ({avg}, {ci(lo, hi)}), and does so "
                    f"{count_phrase(same, n, unit)}.")
     return Tex(f"{escape(S)} {verb(-s_ci)} {m} {count_phrase(other, n, unit)}, yet {verb(s_ci)} it on average "
@@ -151,8 +155,10 @@ def effect_sentence(subject: str, metric: str, pos: int, neg: int, n: int, mean:
 
 
 def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit: str = "cells",
-                      noun: str = "the difference") -> Tex:
-    """'After Holm correction the difference is significant in 3 of the 20 cells (2 higher, 1 lower).'"""
+                      noun: str = "the difference", family: int | None = None) -> Tex:
+    """'After Holm correction the difference is significant in 3 of the 20 cells (2 higher, 1 lower).'
+    With ``family`` (the number of tests the correction counts) the sentence names it: 'After Holm
+    correction over a family of 20 tests ...'."""
     k = k_up + k_down
     if n == 0:
         return Tex("")
@@ -164,11 +170,13 @@ def significant_cells(k_up: int, k_down: int, n: int, alpha: float = 0.05, unit:
         detail = " (all higher)" if k_up else " (all lower)"
         if k == 1:
             detail = " (higher)" if k_up else " (lower)"
-    return Tex(f"After Holm correction {escape(noun)} is significant at $p<{alpha:g}$ {where}{detail}.")
+    over = "" if family is None else f" over a family of {plural(int(family), 'test')}"
+    return Tex(f"After Holm correction{over} {escape(noun)} is significant at $p<{alpha:g}$ {where}{detail}.")
 
 
 def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int, slope: object,
-                   lo: object, hi: object, axis: str = "F", per: str = "", short: str = "its") -> Tex:
+                   lo: object, hi: object, axis: str = "F", per: str = "", short: str = "its",
+                   note: str = "") -> Tex:
     """How a paired difference moves along a size axis: the two ends, described from their signs
     ('a gain that narrows', 'a gain that turns into a loss'), then the pooled slope (per doubling,
     or over the span ``per`` names) with its interval, described from its own sign and interval."""
@@ -185,7 +193,7 @@ def trend_sentence(noun: str, at_lo: object, at_hi: object, f_lo: int, f_hi: int
         shape = "a loss that turns into a gain"
     else:
         shape = "no change at one end"
-    out = f"{escape(N)} is {ends}: {shape}."
+    out = f"{escape(N)} is {ends}: {shape}{note}."  # note: e.g. statements_cells.one_cell_note
     if isnan(slope):
         return Tex(out)
     s = side(lo, hi)
@@ -207,17 +215,23 @@ def range_phrase(values: list[float], noun: str) -> Tex:
     if str(num(lo)) == str(num(hi)):
         where = "in the only fitted condition" if len(vals) == 1 else f"in all {len(vals)} fitted conditions"
         return Tex(f"the {escape(noun)} is {num(lo)} {where}")
+    if len(vals) == 2:  # two values are two values, not a range
+        return Tex(f"the {escape(noun)} is {num(vals[0])} in one fitted condition and {num(vals[1])} in the other")
     return Tex(f"the {escape(noun)} lies between {num(lo)} and {num(hi)} across {len(vals)} conditions")
 
 
-def pooled_vs_cells(pooled: object, cells_mean: object, n_cells: int, n_obs: int, arms: str) -> Tex:
-    """Why the pooled model's average is (or is not) the plain mean of the cells in a table."""
+def pooled_vs_cells(pooled: object, cells_mean: object, n_cells: int, n_obs: int, arms: str,
+                    runs: bool = False) -> Tex:
+    """Why the pooled model's average is (or is not) the plain mean of the cells in a table. ``runs``: the model
+    fits the runs themselves (the pre-training model, where one from-scratch run serves several differences)."""
     same = str(num(pooled)) == str(num(cells_mean))
+    what = ("runs, each from-scratch run entering once" if runs else "paired differences")
     head = (f"The pooled model's mean difference, {signed(pooled)} points, is estimated from all {integer(n_obs)} "
-            f"paired differences ({escape(arms)})")
+            f"{what} ({escape(arms)})")
     if same:
+        spread = ("the spread of the runs at each fine-tune size" if runs else "the spread between cells")
         return Tex(head + f"; with every cell complete it equals the plain mean of the {integer(n_cells)} cell "
-                          "means, and its interval additionally uses the spread between cells.")
+                          f"means, and its interval uses {spread}.")
     return Tex(head + f"; it differs from the plain mean of the {integer(n_cells)} cell means "
                       f"({signed(cells_mean)}) because cells with missing seeds or unequal spread weigh "
                       "differently in the regression.")
@@ -249,15 +263,16 @@ def settings_sentence(differences: list[str] | None) -> Tex:
         return Tex("The training settings are the original paper's (Appendix A1), not tuned per data size, which "
                    "may favour some sizes over others; the batch sizes are our own choice because the paper does "
                    "not give them.")
-    named = differences[:3] + ([f"{len(differences) - 3} more"] if len(differences) > 3 else [])
     return Tex(f"The model and training settings differ from the original paper's Appendix A1 in "
-               f"{plural(len(differences), 'respect')} (" + str(escape("; ".join(named))) + "), so these numbers do "
-               "not test the published schedule.")
+               f"{plural(len(differences), 'respect')}, so these numbers do not test the published schedule: "
+               + str(escape("; ".join(re.sub(r" \(paper: (.*)\)$", r" instead of \1", d) for d in differences)))
+               + ".")
 
 
-def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
-    """'Of the original paper's 3 headline claims, 1 holds in our data, 1 does not and 1 is inconclusive.'"""
-    n = holds + fails + inconclusive
+def headline_sentence(holds: int, fails: int, inconclusive: int, untestable: int = 0) -> Tex:
+    """'Of the original paper's 3 headline claims, 1 holds in our data, 1 does not and 1 is inconclusive.'
+    A claim that could not be tested (``untestable``) is counted apart, never as inconclusive."""
+    n = holds + fails + inconclusive + untestable
     parts = []
     if holds:
         parts.append(f"{holds} {'holds' if holds == 1 else 'hold'} in our data")
@@ -265,13 +280,16 @@ def headline_sentence(holds: int, fails: int, inconclusive: int) -> Tex:
         parts.append(f"{fails} {'does' if fails == 1 else 'do'} not" + ("" if holds else " hold in our data"))
     if inconclusive:
         parts.append(f"{inconclusive} {'is' if inconclusive == 1 else 'are'} inconclusive")
+    if untestable:
+        parts.append(f"{untestable} {'is' if untestable == 1 else 'are'} not testable with this design")
     if n == 0:
         return Tex("No headline claim of the original paper could be checked.")
     if len(parts) == 1:
         one = n == 1
         text = ("it holds in our data" if one else "all hold in our data") if holds else \
             ("it does not hold in our data" if one else "none holds in our data") if fails else \
-            ("it is inconclusive" if one else "all are inconclusive")
+            ("it is inconclusive" if one else "all are inconclusive") if inconclusive else \
+            ("it is not testable with this design" if one else "none is testable with this design")
         return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {text}.")
     return Tex(f"Of the original paper's {plural(n, 'headline claim')}, {join_words(parts)}.")
 
@@ -322,9 +340,14 @@ def convergence_sentence(state: str, size: str, epochs: int, first: object, last
                f"{span} ({rule}).")
 
 
-def convergence_reading(state: str) -> Tex:
+def convergence_reading(state: str, lr_drop_in_tail: bool = False) -> Tex:
     """What the pre-training loss's state says about a pre-training that lowers the score, and
-    what it cannot say (used after :func:`convergence_sentence`)."""
+    what it cannot say (used after :func:`convergence_sentence`). With ``lr_drop_in_tail`` (the
+    learning rate was cut inside the epochs the loss is judged by) a levelled loss proves little."""
+    if state == "levelled" and lr_drop_in_tail:
+        return Tex("Its flat end coincides with the cut in the learning rate, so it does not show that pre-training "
+                   "had run its course; a low reconstruction loss need not mean features that help segmentation "
+                   "either.")
     return Tex({
         "falling": "Pre-training was thus stopped before its own loss settled; a longer schedule might change "
                    "the comparison, which these results cannot tell.",

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .inputs import Inputs, cell_table, plateau_of
 from .latex import (
@@ -27,22 +26,22 @@ from .latex import (
     isnan,
     num,
     pm,
-    pvalue,
     sci,
     size_label,
 )
-from .macros import FAMILY_TEX, family_name, family_short, plural
-from .macros_effects import pretrain_arm_only
+from .macros import FAMILY_TEX, family_name, family_short
 from .macros_study import paper_config
 from .numbers import METRIC_LABEL, plateau_text
 from .registry import TABLES as REGISTERED
 from .render import table_tex as _tab
 from .tables_claims import headline, skipped, verdicts, verdicts_all
+from .tables_paired import paired_intermediate, paired_pretrain
 
 # The functions that render the tables, by name; TABLES (below the last one) puts them in the
 # registry's order and refuses a table that is drawn here but not registered, or the reverse.
 _DRAWN: dict[str, Callable[[Inputs], str | None]] = {
-    "verdicts": verdicts, "verdicts_all": verdicts_all, "headline": headline, "skipped": skipped}
+    "verdicts": verdicts, "verdicts_all": verdicts_all, "headline": headline, "skipped": skipped,
+    "paired_intermediate": paired_intermediate, "paired_pretrain": paired_pretrain}
 
 
 def table(name: str):
@@ -206,73 +205,6 @@ def fits(inp: Inputs) -> str | None:
                 header, groups, size=r"\footnotesize\setlength{\tabcolsep}{4pt}", note=note)
 
 
-PERM_MIN_SEEDS = 5  # with n seeds the exact sign-flip p cannot go below 2 / 2^n (0.0625 at n = 4)
-DZ_MIN_SEEDS = 3  # d_z = mean / SD of the differences: with 2 seeds the SD rests on one degree of freedom
-
-
-def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], str]:
-    """(header, row groups, note) of a per-cell paired table; columns that the number of seeds
-    makes uninformative are left out, and the note says which and why."""
-    nmax = int(df["n"].max()) if len(df) else 0
-    perm = bool(df["perm_informative"].any()) if "perm_informative" in df.columns else nmax >= PERM_MIN_SEEDS
-    dz = nmax >= DZ_MIN_SEEDS and bool(df["dz"].notna().any())
-    header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI"] \
-        + ([Tex("$d_z$")] if dz else []) + [Tex("$p_t$")] + ([Tex("$p_{\\mathrm{perm}}$")] if perm else []) \
-        + [Tex("$p_{\\mathrm{Holm}}$")]
-    groups = []
-    for p, g in df.sort_values(["pretrain"] + (["intermediate"] if with_arm else []) + ["finetune"]).groupby(
-            "pretrain", sort=True):
-        rows = []
-        last_arm = None
-        for k, r in enumerate(g.itertuples()):
-            arm = _yesno(r.intermediate) if with_arm else None
-            rows.append(([size_label(p)] if k == 0 else [""]) + ([arm if arm != last_arm else ""] if with_arm else [])
-                        + [integer(r.finetune), pm(r.mean_delta, r.se), interval(r.ci_lo, r.ci_hi)]
-                        + ([num(r.dz) if r.n >= DZ_MIN_SEEDS else DASH] if dz else []) + [pvalue(r.p_t)]
-                        + ([pvalue(r.p_perm)] if perm else []) + [pvalue(r.p_holm)])
-            last_arm = arm
-        groups.append(rows)
-    note = f"Paired by seed ({plural(nmax, 'seed')} per cell); SE and the 95% CI from the paired t distribution."
-    if nmax < 2:  # one difference per cell: nothing to test it against
-        note = ("Paired by seed (1 seed per cell): each cell has one difference and no spread, so its SE, interval "
-                "and tests are not testable (--); the pooled model gives the intervals.")
-    elif not perm:
-        note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
-                 f"{2 / 2 ** nmax:.3g}.")
-    if 2 <= nmax < DZ_MIN_SEEDS:
-        note += f" The standardised effect $d_z$ needs at least {DZ_MIN_SEEDS} seeds and is left out."
-    return [header], groups, Tex(str(escape(note)).replace(r"\$d\_z\$", "$d_z$"))
-
-
-@table("paired_intermediate")
-def paired_intermediate(inp: Inputs) -> str | None:
-    df = inp.analysis.paired_intermediate
-    df = df[df["metric"] == inp.metric]
-    if not len(df):
-        return None
-    header, groups, note = _paired(df, False)
-    return _tab(f"Intermediate fine-tuning effect on {METRIC_LABEL[inp.metric]} per cell: with minus without the "
-                "intermediate stage.", "tab:paired-intermediate", "rrccc" + "r" * (len(header[0]) - 5),
-                header, groups, size=r"\footnotesize", note=note)
-
-
-@table("paired_pretrain")
-def paired_pretrain(inp: Inputs) -> str | None:
-    df = inp.analysis.paired_pretrain
-    df = df[df["metric"] == inp.metric]
-    if pretrain_arm_only(inp):
-        df = df[df["intermediate"] == False]  # noqa: E712 - the cells the pooled model uses
-    if not len(df):
-        return None
-    arms = df["intermediate"].nunique() > 1
-    header, groups, note = _paired(df, arms)
-    return _tab(f"Pre-training effect on {METRIC_LABEL[inp.metric]} per cell: pre-trained minus from scratch"
-                + (", with and without the intermediate stage (the cells the pooled model uses)." if arms
-                   else ", without the intermediate stage (the cells the pooled model uses)."),
-                "tab:paired-pretrain", ("rl" if arms else "r") + "rccc" + "r" * (len(header[0]) - (6 if arms else 5)),
-                header, groups, size=r"\footnotesize", note=note)
-
-
 @table("transfer")
 def transfer(inp: Inputs) -> str | None:
     df = inp.analysis.transfer_fit
@@ -280,12 +212,18 @@ def transfer(inp: Inputs) -> str | None:
     df = df.sort_values(["pretrain", "intermediate"])
     if not len(df):
         return None
-    rows = [[size_label(r.pretrain), _yesno(r.intermediate), sci(r.k), num(r.alpha), integer(r.n_points)]
-            for r in df.itertuples()]
+    def alpha_ci(r) -> Tex:
+        if int(r.n_points) <= 3:  # a line through 3 points leaves 1 degree of freedom
+            return Tex(f"n = {int(r.n_points)}: no interval")
+        return interval(getattr(r, "alpha_ci_lo", np.nan), getattr(r, "alpha_ci_hi", np.nan))
+
+    rows = [[size_label(r.pretrain), _yesno(r.intermediate), sci(r.k), pm(r.alpha, getattr(r, "alpha_se", np.nan)),
+             alpha_ci(r), integer(r.n_points)] for r in df.itertuples()]
     return _tab(Tex("Effective data transferred: fits of $D_T = k F^{\\alpha}$ per condition (pre-training size "
-                    "and intermediate stage), only where at least three values of $D_T$ are positive."),
-                "tab:transfer", "rlrrr", [["Pre-train", "Interm.", Tex("$k$"), Tex("$\\alpha$"), "Points"]],
-                [rows])
+                    "and intermediate stage), only where at least three values of $D_T$ are positive; $\\alpha$ "
+                    "$\\pm$ its SE, with a 95\\% interval where the line leaves more than one degree of freedom."),
+                "tab:transfer", "rlrccr", [["Pre-train", "Interm.", Tex("$k$"), Tex("$\\alpha$ $\\pm$ SE"), "95% CI",
+                                            "Points"]], [rows])
 
 
 @table("compare")
@@ -338,17 +276,36 @@ def provenance_value(key: str, value: object) -> Tex:
         return escape(text)
     if key == "description" or " " in text.strip():
         return escape(text)
+    if key.endswith("_root") or "/" in text:
+        return breakable_tt(display_path(text))
     return breakable_tt(text)
+
+
+def display_path(path: str, base: Path | None = None) -> str:
+    """A path for print without the machine's absolute prefix: relative to ``base`` (the working directory) when
+    inside it, else '.../' and its last two parts."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    base = (base or Path.cwd()).resolve()
+    try:
+        return p.resolve().relative_to(base).as_posix()
+    except ValueError:
+        return ".../" + "/".join(p.parts[-2:])
+
+
+def _key_words(key: str) -> Tex:
+    return escape(key.replace("_", " "))
 
 
 @table("provenance")
 def provenance(inp: Inputs) -> str | None:
     a = {k: v for k, v in inp.attrs.items() if k != "config_text"}
     keys = [k for k in PROVENANCE_ORDER if k in a] + sorted(k for k in a if k not in PROVENANCE_ORDER)
-    rows = [[breakable_tt(k), provenance_value(k, a[k])] for k in keys]
+    rows = [[_key_words(k), provenance_value(k, a[k])] for k in keys]
     if inp.results_path is not None:
-        rows.append([breakable_tt("results file"), breakable_tt(inp.results_path.as_posix())])
-    rows.append([breakable_tt("analysis folder"), breakable_tt(inp.analysis.folder.as_posix())])
+        rows.append([_key_words("results file"), breakable_tt(display_path(inp.results_path.as_posix()))])
+    rows.append([_key_words("analysis folder"), breakable_tt(display_path(inp.analysis.folder.as_posix()))])
     return _tab("Provenance of the results this paper was built from (attributes of the results file).",
                 "tab:provenance", r"p{0.25\linewidth}p{0.68\linewidth}", [["Attribute", "Value"]], [rows],
                 size=r"\footnotesize")

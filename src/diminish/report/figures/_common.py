@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D
 
 from ..latex import size_label  # noqa: E402
 
@@ -59,6 +60,14 @@ def series_styles(values) -> dict[int, dict]:
     vals = sorted(int(v) for v in values)
     return {v: dict(color=PALETTE[k % len(PALETTE)], marker=MARKERS[k % len(MARKERS)],
                     ls=LINESTYLES[k % len(LINESTYLES)]) for k, v in enumerate(vals)}
+
+
+def series_handles(style: dict[int, dict], label, hollow_odd: bool = False) -> list:
+    """Legend handles that show each series as drawn: its colour, marker and line style together."""
+
+    return [Line2D([], [], color=st["color"], marker=st["marker"], ls=st["ls"], lw=1.1, ms=4,
+                   mfc="white" if hollow_odd and k % 2 else st["color"], label=label(v))
+            for k, (v, st) in enumerate(sorted(style.items()))]
 
 
 def colours(pretrain_sizes) -> dict[int, str]:

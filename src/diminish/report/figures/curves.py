@@ -18,6 +18,7 @@ from ._common import (
     log_finetune_axis,
     measured,
     pretrain_label,
+    series_handles,
     series_styles,
 )
 
@@ -63,7 +64,7 @@ def draw(inp: Inputs):
         log_finetune_axis(ax, F)
         ax.set_title("with intermediate Intel fine-tuning" if i else "without intermediate fine-tuning")
     axes[0].set_ylabel(f"test {AXIS_LABEL[m]}")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
+    handles = series_handles(style, pretrain_label, hollow_odd=True)  # marker and line style, as drawn
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False)
     demo_mark(fig, inp.synthetic)
     return fig

@@ -27,12 +27,14 @@ def draw(inp: Inputs):
     style = series_styles(inp.results.pretrain.values)
     sizes = sorted(df["pretrain"].unique())
     # small horizontal offsets (in log space) keep the error bars apart
-    offs = np.linspace(-0.04, 0.04, len(sizes)) if len(sizes) > 1 else [0.0]
-    for off, (p, g) in zip(offs, df.groupby("pretrain", sort=True)):
+    offs = np.linspace(-0.07, 0.07, len(sizes)) if len(sizes) > 1 else [0.0]
+    for k, (off, (p, g)) in enumerate(zip(offs, df.groupby("pretrain", sort=True))):
         x = g["finetune"].to_numpy(float) * 10**off
         sty = style[int(p)]
+        # every other series hollow, so that series with nearly equal values stay apart
         ax.errorbar(x, g["mean_delta"], yerr=g["se"].fillna(0), fmt=sty["marker"], ls=sty["ls"], color=sty["color"],
-                    ms=3.5, capsize=2, elinewidth=0.8, lw=1.0, label=pretrain_label(p))
+                    ms=3.5, capsize=2, elinewidth=0.8, lw=1.0, label=pretrain_label(p),
+                    mfc="white" if k % 2 else sty["color"])
     ax.axhline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
     log_finetune_axis(ax, inp.results.finetune.values)
     ax.set_ylabel(f"$\\Delta$ {METRIC_LABEL[inp.metric]} (points)\nwith $-$ without intermediate")

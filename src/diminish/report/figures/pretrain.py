@@ -70,7 +70,7 @@ def draw(inp: Inputs):
         ax.set_xlim(min(xpos.values()) - 0.5, max(xpos.values()) + 0.5)
         if 0 in Ps and len(Ps) > 1:
             brk = (xpos[0] + xpos[Ps[1]]) / 2
-            ax.axvline(brk, color="0.5", lw=0.6, ls=(0, (2, 2)), zorder=0)
+            ax.axvline(brk, color="0.5", lw=0.6, ls="--", zorder=0)
         ax.set_title("with intermediate Intel fine-tuning" if i else "without intermediate fine-tuning")
     axes[0].set_ylabel(f"test {AXIS_LABEL[m]}")
     fig.supxlabel("pre-training images $P$ (log scale; $P$ = 0 set apart by the dashed line)", fontsize=8.5)

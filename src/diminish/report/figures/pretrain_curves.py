@@ -4,9 +4,10 @@ in results.nc), one line per seed, coloured by pre-training size."""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ..inputs import Inputs
-from ._common import colours, figure, outside_legend, placeholder, pretrain_label
+from ._common import colours, demo_mark, figure, outside_legend, placeholder, pretrain_label
 
 
 def draw(inp: Inputs):
@@ -29,6 +30,8 @@ def draw(inp: Inputs):
                     label=f"{pretrain_label(p)} ({seeds})" if first else None)
             first = False
     ax.set_xlabel("pre-training epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("SimMIM masked L1\n(training loss, epoch mean)")
     outside_legend(ax)
+    demo_mark(fig, inp.synthetic)
     return fig

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from ..inputs import Inputs
@@ -82,16 +83,20 @@ def draw(inp: Inputs):
         ax.axhline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
         ax.set_yscale("symlog", linthresh=LINTHRESH)
         log_finetune_axis(ax, F)
-        ax.set_title("with intermediate fine-tuning" if i else "without intermediate fine-tuning")
+        ax.set_title("with the intermediate stage" if i else "without the intermediate stage", fontsize=8)
     top = float(np.nanmax(np.abs(tr["d_t"].astype(float))))
     decades = [10.0**e for e in range(1, max(1, int(np.ceil(np.log10(max(top, LINTHRESH))))) + 1)]
     ticks = sorted([-d for d in decades] + [0.0] + decades)
     axes[0].set_yticks(ticks)
-    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}".replace("-", "\u2212")))
     axes[0].yaxis.set_minor_locator(NullLocator())
     axes[0].set_ylabel("effective data transferred $D_T$\n(fine-tuning images; symlog)")
-    axes[-1].plot([], [], "o", color="0.4", mfc="white", ls="none", label="$F_{eff}$ extrapolated")
-    axes[-1].plot([], [], color="0.4", lw=1.2, label="$D_T = k F^{\\alpha}$ (>= 3 points)")
-    outside_legend(axes[-1])
+
+    handles = [Line2D([], [], color=st["color"], marker=st["marker"], ms=4, ls="none", label=pretrain_label(p))
+               for p, st in sorted(style.items())]
+    handles += [Line2D([], [], marker="o", color="0.4", mfc="white", ls="none", label="$F_{eff}$ extrapolated"),
+                Line2D([], [], color="0.4", lw=1.2, label="$D_T = k F^{\\alpha}$ fit, in the\nseries' line style "
+                                                            "(>= 3 points)")]
+    outside_legend(axes[-1], handles=handles)
     demo_mark(fig, inp.synthetic)
     return fig
