@@ -1,7 +1,7 @@
 """Full PDF builds of results unlike the demo's, read back with pdftotext (slow: about 2 minutes on 2 cores).
 
 Five results files go through the analysis, every report step (figures included) and latexmk as
-``make paper`` runs it (:func:`diminish.report.build.compile_pdf`):
+``make paper`` runs it (:func:`diminish.report.latexlog.compile_pdf`):
 
 * ``pt_hurts``: pre-training hurts in every cell (tests/planted.py), so the paper must say it lowers mIoU;
 * ``half_finished``: the same grid with the second half of its cells, in the runner's order, not run yet;
@@ -61,7 +61,7 @@ def _build(args: tuple[str, str]) -> tuple[str, str, str]:
     from diminish.analysis.report import report
 
     from diminish.report import build_all, load_inputs
-    from diminish.report.build import compile_pdf
+    from diminish.report.latexlog import compile_pdf
     from diminish.results import write_results
 
     name, root = args

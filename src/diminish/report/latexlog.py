@@ -13,6 +13,8 @@ results file the build was made from (``results-path.txt``, as paper.mk writes i
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +119,27 @@ def explain(folder: str | Path, log_name: str = "paper.log") -> str:
         out.append(f"  from the results {results.read_text().strip()} and its analysis")
     out.append(f"  full log: {log_path}")
     return "\n".join(out)
+
+
+
+# the latexmk call of paper/paper.mk
+LATEXMK = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "-silent",
+           "paper.tex"]
+
+
+def compile_pdf(out_dir: str | Path, bib: str | Path | None = None, timeout: float = 300) -> Path:
+    """latexmk on ``out_dir/paper.tex`` as paper.mk runs it (``bib``: references.bib to copy beside it, if
+    missing). Returns paper.pdf; a failure raises :class:`LatexError` naming the generated file and
+    line, what wrote it and the log (:func:`explain`)."""
+
+    out_dir = Path(out_dir)
+    if bib is not None and not (out_dir / "references.bib").exists():
+        shutil.copy(bib, out_dir / "references.bib")
+    # the figures are included by name from figures/ (paper.tex sets \graphicspath)
+    proc = subprocess.run(LATEXMK, cwd=out_dir, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise LatexError(explain(out_dir))
+    return out_dir / "paper.pdf"
 
 
 def main(argv: list[str] | None = None) -> int:
