@@ -267,7 +267,8 @@ def claims(ds: xr.Dataset, metric: str = "miou", fits: pd.DataFrame | None = Non
             claim = ("the pre-training gain grows with pre-training size" if effect == "pretrain"
                      else "the intermediate penalty grows with pre-training size")
             add(cid, cid, claim, "pooled model: change of the difference per doubling of P (points)", slope,
-                rules.grows(mean, slope, sign, "points per doubling of P"), rule_grows(sign), f"pre-trained models only; arms: {arms}")
+                rules.grows(mean, slope, sign, "points per doubling of P"), rule_grows(sign),
+                f"pre-trained models only; arms: {arms}")
     out = pd.DataFrame(rows, columns=VERDICT_COLS)
     return attach(out, notes.items + fits.attrs.get("notes", []) + paired_int.attrs.get("notes", [])
                   + paired_pt.attrs.get("notes", []) + pooled_df.attrs.get("notes", []))
