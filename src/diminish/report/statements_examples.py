@@ -31,8 +31,8 @@ def examples_sentence(cell: str, metric: str, score: object, rank: int, n: int, 
     if isnan(score) or n < 2:
         out = head + "."
     else:
-        out = (f"{head}: its run scores {num(score)}\\% {escape(metric)}, rank {integer(rank)} of the "
-               f"{integer(n)} runs with $F={integer(finetune)}$ (1 = best).")
+        out = (f"{head}: its run scores {num(score)}\\% {escape(metric)}, rank {integer(rank)} of the {integer(n)} "
+               f"runs with $F={integer(finetune)}$ (1 = best).")
     if not (isnan(border_true) or isnan(border_pred)):
         t, p = 100 * float(border_true), 100 * float(border_pred)
         out += (f" The border class covers {num(t, 1)}\\% of the true pixels shown and {num(p, 1)}\\% of the "

@@ -49,7 +49,8 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
     nmax = int(df["n"].max()) if len(df) else 0
     perm = bool(df["perm_informative"].any()) if "perm_informative" in df.columns else nmax >= PERM_MIN_SEEDS
     dz = nmax >= DZ_MIN_SEEDS and bool(df["dz"].notna().any())
-    header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", Tex("$\\Delta$ $\\pm$ SE"), "95% CI"] \
+    delta = Tex("$\\bar\\Delta$ $\\pm$ SE (points)")
+    header = ["Pre-train"] + (["Interm."] if with_arm else []) + ["Fine-tune", delta, "95% CI"] \
         + ([Tex("$d_z$")] if dz else []) + [Tex("$p_t$")] + ([Tex("$p_{\\mathrm{perm}}$")] if perm else []) \
         + [Tex("$p_{\\mathrm{Holm}}$")]
     groups = []
