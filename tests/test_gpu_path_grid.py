@@ -91,3 +91,56 @@ def test_fused_adamw_matches_and_resumes_bit_identically(grid):
     code, _, err = run_cli(*args)
     assert code == 0, err
     assert records(killed) == a
+
+
+SLOW_BUILD = """
+import datetime, sys, time
+sys.path.insert(0, {src!r})
+from diminish.host import quiet_openmp
+quiet_openmp()
+import accelerate
+import diminish.data.cache as cache
+from accelerate.utils import InitProcessGroupKwargs
+
+real_build, real_init = cache._build, accelerate.Accelerator.__init__
+
+def slow_build(*a, **k):  # a cache build that outlasts the process group's timeout
+    time.sleep({slow})
+    return real_build(*a, **k)
+
+def short_timeout(self, *a, **kw):  # the group's timeout, short (torch's default: 10 minutes)
+    kw["kwargs_handlers"] = [*kw.get("kwargs_handlers", []),
+                             InitProcessGroupKwargs(timeout=datetime.timedelta(seconds={timeout}))]
+    real_init(self, *a, **kw)
+
+cache._build, accelerate.Accelerator.__init__ = slow_build, short_timeout
+from diminish.runner import launch
+launch.run_units = lambda ctx, plan, units, opts: (ctx.acc.wait_for_everyone(), 0)[1]  # one collective, no training
+launch.tidy_and_assemble = lambda *a, **k: None
+from diminish.runner.cli import cli
+sys.exit(cli(sys.argv[1:]))
+"""
+
+
+def test_a_cache_build_longer_than_the_group_timeout_does_not_end_a_multi_process_run(grid, tmp_path):
+    """Two processes over gloo, a 4-s process-group timeout, each cache build 8 s: the caches are
+    built before the group exists (the ranks take the cache lock in turn), so no rank waits in a
+    collective while another decodes; before, rank 1 waited in main_process_first's barrier and the
+    run died on the timeout (as the first multi-GPU run would on NCCL's 10 minutes)."""
+    import os
+    import subprocess
+    import sys
+
+    from _runner import REPO
+
+    base, common = grid
+    script = tmp_path / "slow_build_run.py"
+    script.write_text(SLOW_BUILD.format(src=str(REPO / "src"), slow=8, timeout=4))
+    i = common.index("--cache-dir") + 1
+    args = [*common[:i], str(tmp_path / "fresh-cache"), *common[i + 1:]]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), "--all",
+           "--no-progress", "--out", str(tmp_path / "out"), *args]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert len(list((tmp_path / "fresh-cache").glob("*/manifest.json"))) == 4
