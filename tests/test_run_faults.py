@@ -119,6 +119,7 @@ def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
             return 1  # pretend the workers failed: run_jobs returns before assembling
 
     monkeypatch.setattr(launch, "_cuda_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(launch.subprocess, "Popen", FakeProcess)
     opts = schedule.RunOptions(config="c.toml", jobs=5, claim_timeout=1.0)
     assert launch.run_jobs(opts, None, None) == 1
@@ -129,6 +130,7 @@ def test_jobs_deal_gpus_round_robin(monkeypatch, tmp_path):
     assert [c[c.index("--shard") + 1] for c in cmds] == [f"{i}/5" for i in range(5)]
     assert all("--no-assemble" in c and c[c.index("--jobs") + 1] == "1" for c in cmds)
     monkeypatch.setattr(launch, "_cuda_count", lambda: 0)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     envs.clear()
     launch.run_jobs(schedule.RunOptions(config="c.toml", jobs=2, claim_timeout=1.0), None, None)
     assert len(envs) == 2  # no GPUs: the workers' GPU visibility is left as it was

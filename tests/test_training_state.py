@@ -92,7 +92,8 @@ def test_train_beats_the_callers_heartbeat_at_each_checkpoint_and_resumes_a_fini
 def test_a_worker_command_line_gives_its_options_back():
     argv = ["--config", "c.toml", "--set", "finetune.lr=1e-3", "--set", "name=x", "--all", "--out", "o",
             "--cache-dir", "k", "--shard", "1/3", "--jobs", "2", "--poll", "0.25", "--claim-timeout", "60",
-            "--save-models", "--deterministic", "--compile", "--mixed-precision", "bf16", "--checkpoint-every", "1.5"]
+            "--save-models", "--deterministic", "--compile", "--mixed-precision", "bf16", "--checkpoint-every", "1.5",
+            "--resident", "always", "--sync-every", "25", "--adamw", "fused", "--dist-timeout", "30"]
     args = run.parse_args(argv)
     opts = run.run_options(args, run.runtime(args))
     assert (opts.shard, opts.shards, opts.jobs, opts.overrides) == (1, 3, 2, ("finetune.lr=1e-3", "name=x"))
@@ -102,6 +103,8 @@ def test_a_worker_command_line_gives_its_options_back():
         assert run.run_options(back, run.runtime(back)) == worker
         assert (worker.shard_label, worker.jobs, worker.assemble, worker.rt.progress) == (f"{2 + i}/6", 1, False, False)
         assert worker.rt.out_dir == opts.rt.out_dir and worker.rt.mixed_precision == "bf16"
+        assert (worker.rt.resident, worker.rt.sync_every, worker.rt.adamw, worker.rt.dist_timeout) == (
+            "always", 25, "fused", 30.0)
     plain = run.parse_args(["--all"])
     plain.config = run.DEFAULT_CONFIG  # as main() sets it
     defaults = run.run_options(plain, run.runtime(plain))
@@ -114,6 +117,6 @@ def test_every_option_of_the_run_is_one_that_workers_receive():
     workers never take: the choice between --all, --dry-run and --status)."""
     carried = {"config", "overrides", "out", "cache_dir", "shard", "jobs", "poll", "claim_timeout", "save_models",
                "no_progress", "deterministic", "compile", "mixed_precision", "checkpoint_every", "no_assemble", "all",
-               "resume_command", "gpu_share"}
+               "resume_command", "gpu_share", "resident", "sync_every", "adamw", "dist_timeout"}
     assert set(vars(run.parse_args([]))) == carried | {"dry_run", "status"}
     assert RunOptions(config="c.toml").argv()[:3] == ["--config", "c.toml", "--all"]

@@ -236,6 +236,10 @@ class ExperimentConfig:
 
 
 PRECISIONS = ("no", "bf16", "fp16")  # the one vocabulary of mixed precision (Accelerate's words), torch-free
+RESIDENT = ("auto", "always", "never")  # caches on the device: auto = on CUDA when they fit its budget
+ADAMW_KERNELS = ("auto", "fused", "foreach")  # AdamW kernels: auto = fused on CUDA, foreach elsewhere
+FP16_REFUSED = ("fp16 training is not supported: it needs a gradient scaler whose state a checkpoint "
+                "keeps, and no test covers that; use --mixed-precision bf16 (or no)")
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,10 @@ class RuntimeConfig:
     compile: bool = False
     mixed_precision: str | None = None  # one of PRECISIONS; None: Accelerate's own setting
     checkpoint_every: float | None = None  # min seconds between epoch-end checkpoints; None: 0 on CPU, 30 else
+    resident: str = "auto"  # one of RESIDENT: dataset caches held on the device (any device with "always")
+    sync_every: int | None = None  # steps between host reads of the losses; None: 1 on CPU, 25 else
+    adamw: str = "auto"  # one of ADAMW_KERNELS
+    dist_timeout: float | None = None  # seconds a collective of several processes may wait; None: torch's (10 min)
 
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,-]*")  # override_name's characters

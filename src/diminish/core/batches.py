@@ -48,21 +48,27 @@ def eval_batches(idx, batch_size: int, rank: int = 0, world: int = 1) -> list[np
 class DeviceData:
     """A cache's arrays, indexed by batch and delivered on the device as tensors.
 
-    On a CUDA device a cache that fits ``max_bytes`` is copied there once as uint8 and indexed in
-    place; otherwise batches are gathered from the memory map and transferred. The runner's
-    ``max_bytes`` is what is left of :func:`resident_budget` after the caches already moved.
+    ``resident`` ``auto``: on a CUDA device a cache that fits ``max_bytes`` is copied there once as
+    uint8 and indexed in place; ``always``: so on any device (the CPU too, where the GPU's path
+    can be tested), whatever the budget; ``never``: batches are gathered from the memory map and
+    transferred. The runner's ``max_bytes`` is what is left of its resident budget
+    (:func:`diminish.runner.context.resident_budget`) after the caches already moved.
     """
 
-    def __init__(self, cache, device, max_bytes: int = 12 << 30) -> None:
+    def __init__(self, cache, device, max_bytes: int = 12 << 30, resident: str = "auto") -> None:
+        if resident not in ("auto", "always", "never"):
+            raise ValueError(f"resident must be auto, always or never; got {resident!r}")
         self.cache = cache
         self.device = device
-        self.on_device = device.type == "cuda" and cache.images.nbytes <= max_bytes
+        fits = device.type == "cuda" and cache.images.nbytes <= max_bytes
+        self.on_device = resident == "always" or (resident == "auto" and fits)
         self._t: dict[str, torch.Tensor] = {}
         if self.on_device:
             for name in ("images", "masks", "labels"):
                 arr = getattr(cache, name)
                 if arr is not None:
-                    self._t[name] = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+                    t = torch.from_numpy(np.ascontiguousarray(arr))
+                    self._t[name] = t.to(device) if device.type != "cpu" else t.clone()
 
     def __len__(self) -> int:
         return len(self.cache)

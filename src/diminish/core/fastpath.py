@@ -2,7 +2,7 @@
 
 What each helper does and when it pays (numbers in ``benchmarks/README.md``):
 
-* :func:`setup_device` - per-process switches: TF32 matmuls on CUDA; on CPUs the thread count and
+* :func:`setup_device` - per-process switches: TF32 matmuls on CUDA (:func:`enable_tf32`); on CPUs the thread count and
   :func:`tune_cpu_allocator` (1.7x for SimMIM pre-training at batch 256: glibc otherwise returns
   every activation buffer above 32 MB to the kernel and page-faults it back in at each step).
 * :func:`resolve_precision` / :func:`autocast` - the one precision switch, in Accelerate's words
@@ -10,7 +10,7 @@ What each helper does and when it pays (numbers in ``benchmarks/README.md``):
   optimiser state and losses stay fp32.
   On CPUs with native bf16 (:func:`cpu_has_fast_bf16`) asking for bf16 doubles training speed.
 * :func:`make_optimizer` - AdamW with the fused kernel on CUDA (one kernel for all parameters),
-  the ``foreach`` kernels elsewhere.
+  the ``foreach`` kernels elsewhere (either on any device when asked: ``--adamw``).
 * :func:`maybe_compile` - ``torch.compile`` behind a switch (``RuntimeConfig.compile``): it
   pays for long runs on a GPU, costs a compile per model shape, and is off by default.
 * :func:`eval_context` - ``torch.inference_mode`` plus the same autocast as training.
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import PRECISIONS
+from ..config import ADAMW_KERNELS, PRECISIONS
 
 # vmap over SDPA on the CPU falls back to a loop over the stacked models; correct, just not fused
 warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
@@ -105,13 +105,21 @@ def eval_context(device: torch.device, precision: str | None) -> Iterator[None]:
         yield
 
 
-def make_optimizer(params, lr: float, weight_decay: float, device: torch.device | str) -> torch.optim.AdamW:
-    """AdamW; the fused single-kernel implementation on CUDA, ``foreach`` elsewhere.
+OPTIMIZERS = ADAMW_KERNELS  # auto = fused on CUDA, foreach elsewhere
+
+
+def make_optimizer(params, lr: float, weight_decay: float, device: torch.device | str,
+                   kernel: str = "auto") -> torch.optim.AdamW:
+    """AdamW; ``kernel`` ``auto``: the fused single-kernel implementation on CUDA, ``foreach``
+    elsewhere; ``fused`` or ``foreach`` on any device (torch >= 2.4 has a fused CPU kernel, so
+    the CUDA path's optimiser and its checkpointed state can be tested on a CPU).
 
     The update is the same algorithm either way (differences are float rounding only).
     """
+    if kernel not in OPTIMIZERS:
+        raise ValueError(f"AdamW kernel must be one of {', '.join(OPTIMIZERS)}; got {kernel!r}")
     dev = torch.device(device)
-    if dev.type == "cuda":
+    if kernel == "fused" or (kernel == "auto" and dev.type == "cuda"):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
@@ -155,12 +163,24 @@ def release_cpu_memory() -> None:
         libc.malloc_trim(0)
 
 
+def enable_tf32() -> None:
+    """TF32 for fp32 matmuls and convolutions on CUDA. Torch >= 2.9 has one switch per backend
+    (``fp32_precision``) and deprecates ``allow_tf32``/``set_float32_matmul_precision``; mixing
+    the two APIs makes inductor raise under ``--compile``, so the new one is used where torch has it."""
+    matmul, conv = torch.backends.cuda.matmul, getattr(torch.backends.cudnn, "conv", None)
+    if hasattr(matmul, "fp32_precision") and conv is not None and hasattr(conv, "fp32_precision"):
+        matmul.fp32_precision = "tf32"
+        conv.fp32_precision = "tf32"
+    else:  # older torch
+        matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+
+
 def setup_device(device: torch.device, threads: int | None = None, tune_allocator: bool = True) -> None:
     """Per-process speed switches; call once before building models."""
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.set_float32_matmul_precision("high")
+        enable_tf32()
     else:
         if threads:
             torch.set_num_threads(threads)

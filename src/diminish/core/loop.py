@@ -53,10 +53,10 @@ def check_finite_weights(model: torch.nn.Module, where: str, advice: str, loss_f
     the loss of the final weights on that batch is: finite but huge weights (a learning rate of
     1e30) give NaN outputs although every parameter is finite."""
     problem = None
-    for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            problem = f"parameter {name}"
-            break
+    tensors = [(name, t) for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_floating_point()]
+    finite = [torch.isfinite(t.detach()).all() for _, t in tensors]
+    if finite and not bool(torch.stack(finite).all()):  # one host read for the whole model
+        problem = f"parameter {next(name for (name, _), ok in zip(tensors, finite) if not bool(ok))}"
     if problem is None and loss_fn is not None:
         with torch.no_grad():
             loss = float(loss_fn(model, batch)[0])
@@ -104,11 +104,72 @@ class StopRequest:
 
 @dataclass
 class EpochResult:
-    loss_sum: float  # sum over this process's images of the per-batch mean loss times batch size
-    count: int  # images seen by this process in this epoch (including earlier sessions)
+    loss_sum: float  # sum over this process's images of the per-batch mean loss times batch size, as read so far
+    count: int  # images of this epoch whose losses were read (including earlier sessions)
     next_step: int  # == number of steps when the epoch finished
     interrupted: bool
     seconds: float
+    seen: int = 0  # images this process trained on in this call (what images/s counts; not earlier sessions)
+    pending: bool = False  # losses of this epoch still on the device (a shared window, read later)
+
+
+class LossWindow:
+    """The losses of the steps since the last host read, held on the device.
+
+    Each step's loss is copied into a buffer of ``size`` entries at once (a CUDA-graph replay,
+    ``--compile-mode reduce-overhead``, overwrites its outputs, so a kept reference would change
+    under us), and :meth:`check` brings the whole window to the host in one transfer, adds each
+    value times its batch size to its epoch's totals (in step order, the same float arithmetic as
+    one read per step), and raises :class:`NonFiniteLossError` naming the first bad step. One
+    window may span epoch ends (the runner's), so the host reads every ``size`` steps of a stage,
+    not at every epoch's end; ``totals[epoch]`` is ``[loss_sum, count]`` of what was read."""
+
+    def __init__(self, size: int = 1) -> None:
+        self.size = max(1, int(size))
+        self.buf: torch.Tensor | None = None
+        self.entries: list[tuple[int, int, int]] = []  # (epoch, step, n) of buf[0 .. len-1]
+        self.totals: dict[int, list] = {}
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.entries)
+
+    @property
+    def full(self) -> bool:
+        return len(self.entries) >= self.size
+
+    def add(self, epoch: int, step: int, loss: torch.Tensor, n: int) -> None:
+        loss = loss.detach()
+        if self.buf is None or self.buf.device != loss.device or self.buf.dtype != loss.dtype:
+            if self.entries:  # a loss of another dtype or device: read what is held first (never in the runner)
+                self._read()
+            self.buf = torch.empty(self.size, dtype=loss.dtype, device=loss.device)
+        self.buf[len(self.entries)].copy_(loss.reshape(()))
+        self.entries.append((epoch, step, n))
+
+    def _read(self) -> list[tuple[int, int, int, float]]:
+        if not self.entries:
+            return []
+        values = self.buf[: len(self.entries)].to("cpu", copy=True).tolist()  # the window's one host read
+        out = [(e, s, n, v) for (e, s, n), v in zip(self.entries, values)]
+        self.entries.clear()
+        return out
+
+    def check(self, accelerator, where: str) -> float:
+        """Read the window, tally it, raise on a non-finite loss (a collective with several
+        processes: all stop together); returns the last value read (NaN when none)."""
+        last, bad, epoch = math.nan, None, None
+        for epoch, s, n, value in self._read():
+            if not math.isfinite(value) and bad is None:
+                bad = f"non-finite loss ({value}) in {where}: epoch {epoch}, step {s}"
+            t = self.totals.setdefault(epoch, [0.0, 0])
+            t[0] += value * n
+            t[1] += n
+            last = value
+        if agree(bad is not None, accelerator):  # every process stops together
+            on = "" if epoch is None else f": epoch {epoch}"
+            raise NonFiniteLossError(bad or f"non-finite loss on another process in {where}{on}")
+        return last
 
 
 def train_one_epoch(
@@ -129,36 +190,33 @@ def train_one_epoch(
     sync_every: int = 1,
     on_sync: Callable[[int, float, float], None] | None = None,
     step_hook: Callable[[str, int, int, torch.Tensor], torch.Tensor] | None = None,
+    window: LossWindow | None = None,
 ) -> EpochResult:
     """Run steps ``start_step .. len(batches)-1`` of one epoch.
 
     ``loss_sum``/``count`` carry the totals of an epoch resumed mid-way. Every ``sync_every`` steps
-    (and at the end) the losses are checked for finiteness, ``on_sync(step, last_loss, images_per_s)``
-    is called and the stop flag is checked. With several processes both decisions are collective,
-    so all processes stop at the same step (a NaN is detected after that step's update; the
-    caller never saves the model then).
+    (and at the end) the losses are read and checked for finiteness (:class:`LossWindow`),
+    ``on_sync(step, last_loss, images_per_s)`` is called and the stop flag is checked. With
+    several processes both decisions are collective, so all processes stop at the same step (a
+    NaN is detected after that step's update; the caller never saves the model then).
+
+    ``window``: a :class:`LossWindow` the caller keeps across epochs (its size, not
+    ``sync_every``, sets the period); the epoch's end then reads nothing, and what is still in the
+    window is the caller's to read (``EpochResult.pending``). Between reads a step makes no host
+    read of a device value.
     """
     model.train()
     world = accelerator.num_processes
     t0 = time.perf_counter()
-    window: list[tuple[int, torch.Tensor, int]] = []  # (step, loss, n) since the last sync
+    shared = window is not None
+    window = window if shared else LossWindow(sync_every)
+    window.totals[epoch] = [loss_sum, count]
     seen_since = 0
     step = start_step
     interrupted = False
 
     def sync() -> None:
-        nonlocal loss_sum, count, seen_since
-        last, bad = math.nan, None
-        for s, loss, n in window:
-            value = float(loss)
-            if not math.isfinite(value) and bad is None:
-                bad = f"non-finite loss ({value}) in {where}: epoch {epoch}, step {s}"
-            loss_sum += value * n
-            count += n
-            last = value
-        window.clear()
-        if agree(bad is not None, accelerator):  # every process stops together
-            raise NonFiniteLossError(bad or f"non-finite loss on another process in {where}: epoch {epoch}")
+        last = window.check(accelerator, where)
         if on_sync is not None:
             dt = time.perf_counter() - t0
             on_sync(step, last, seen_since * world / dt if dt > 0 else math.nan)
@@ -173,18 +231,20 @@ def train_one_epoch(
         if grad_clip > 0:
             accelerator.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-        window.append((step, loss.detach(), n))
+        window.add(epoch, step, loss, n)
         seen_since += n
         last_step = step == len(batches) - 1
-        if last_step or (step + 1 - start_step) % max(sync_every, 1) == 0:
+        if window.full or (last_step and not shared):
             sync()
             if stop is not None and not last_step and agree(stop.requested, accelerator):
                 interrupted = True
                 break
-    if window:
+    if window.pending and not shared:
         sync()
     next_step = step + 1 if interrupted else len(batches)
-    return EpochResult(loss_sum, count, next_step, interrupted, time.perf_counter() - t0)
+    loss_sum, count = window.totals[epoch] if shared else window.totals.pop(epoch)
+    return EpochResult(loss_sum, count, next_step, interrupted, time.perf_counter() - t0, seen_since,
+                       window.pending)
 
 
 def default_sync_every(device: torch.device) -> int:

@@ -1,21 +1,23 @@
 """The accelerator and trackers of a ``--all`` run: :func:`make_accelerator` builds Accelerate's
 ``Accelerator`` from the config and the runtime switches (mixed precision, DDP over gloo for
-several CPU processes, the unused-parameter setting SimMIM needs, the installed trackers), and
+several CPU processes, the unused-parameter setting SimMIM needs, the process group's timeout,
+the installed trackers; fp16 is refused), and
 :class:`Trackers` gives each stage its own tracker run, named ``<kind>-<key>``, with the flattened
 stage spec as its config.
 """
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import os
 import sys
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
-from ..config import TRACKER_MODULES, RuntimeConfig
+from ..config import FP16_REFUSED, TRACKER_MODULES, RuntimeConfig
 from .plan import Stage
 from .store import Store
 
@@ -24,12 +26,20 @@ def make_accelerator(cfg, store: Store, rt: RuntimeConfig):
     kw = {"mixed_precision": rt.mixed_precision} if rt.mixed_precision else {}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         kw["cpu"] = True  # several processes on CPUs (torchrun/accelerate launch): DDP over gloo
+    handlers = []
     if not cfg.simmim.cls_in_pretrain:  # SimMIM leaves the CLS token out: DDP must allow an unused parameter
-        kw["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+        handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
+    if rt.dist_timeout is not None:  # how long a rank may wait in a collective (NCCL/gloo) before the job ends
+        handlers.append(InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=rt.dist_timeout)))
+    if handlers:
+        kw["kwargs_handlers"] = handlers
     trackers = [t for t in cfg.trackers if _tracker_available(t)]
     if trackers:
         kw.update(log_with=trackers, project_dir=str(store.root / "trackers"))
-    return Accelerator(**kw)
+    acc = Accelerator(**kw)
+    if acc.mixed_precision == "fp16":  # asked for by `accelerate launch --mixed_precision fp16` or its config
+        raise SystemExit(f"error: {FP16_REFUSED}")
+    return acc
 
 
 def _tracker_available(name: str) -> bool:

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from ..clihelp import HelpFormatter, examples, launcher_note, launcher_rank
-from ..config import PRECISIONS, ConfigError, RuntimeConfig, load
+from ..config import ADAMW_KERNELS, FP16_REFUSED, PRECISIONS, RESIDENT, ConfigError, RuntimeConfig, load
 from ..console import guard
 from ..data.readers import DataError
 from ..errors import NonFiniteLossError
@@ -86,13 +86,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
                    help="autocast precision for training and evaluation (weights, optimiser and losses stay "
                         "fp32); default: what `accelerate launch`/`accelerate config` set, else no. bf16 is "
-                        "about 2x faster on GPUs and on CPUs with AVX512-BF16/AMX; it is recorded in results.nc")
+                        "about 2x faster on GPUs and on CPUs with AVX512-BF16/AMX; it is recorded in results.nc. "
+                        "fp16 is refused (no gradient scaler is tested)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile each training model: pays on GPUs for long stages; costs one compile "
                         "per model kind and process (about 40 s cold on a CPU, reused by later stages)")
     p.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
                    help="write an epoch-end checkpoint only when S seconds have passed since the last one; "
                         "0: after every epoch (default: 0 on CPUs, 30 on GPUs)")
+    p.add_argument("--resident", choices=RESIDENT, default="auto",
+                   help="dataset caches held in device memory and indexed there: auto = on a GPU when they fit "
+                        "a quarter of its memory (split among its --jobs workers); always = on any device, the "
+                        "CPU too; never = batches gathered from the memory map (default: %(default)s)")
+    p.add_argument("--sync-every", type=int, default=None, metavar="N",
+                   help="steps between host reads of the losses (their finiteness check, progress, the stop "
+                        "flag); the window spans epoch ends (default: 1 on CPUs, 25 on GPUs)")
+    p.add_argument("--adamw", choices=ADAMW_KERNELS, default="auto",
+                   help="AdamW kernel: auto = fused on GPUs, foreach on CPUs; fused or foreach on any device "
+                        "(default: %(default)s)")
+    p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
+                   help="seconds a process of a multi-process run may wait for the others in a collective "
+                        "before the job ends (default: torch's, 10 minutes); caches are built before the "
+                        "processes connect, so their decoding does not count")
     p.add_argument("--claim-timeout", type=float, default=1800.0, metavar="S",
                    help="a claim untouched for S seconds counts as abandoned (default: %(default)s)")
     p.add_argument("--poll", type=float, default=5.0, metavar="S",
@@ -104,7 +119,8 @@ def runtime(args: argparse.Namespace) -> RuntimeConfig:
     return RuntimeConfig(out_dir=Path(args.out), cache_dir=Path(args.cache_dir), progress=not args.no_progress,
                          save_models=args.save_models, deterministic=args.deterministic,
                          compile=args.compile, mixed_precision=args.mixed_precision,
-                         checkpoint_every=args.checkpoint_every)
+                         checkpoint_every=args.checkpoint_every, resident=args.resident,
+                         sync_every=args.sync_every, adamw=args.adamw, dist_timeout=args.dist_timeout)
 
 
 def run_options(args: argparse.Namespace, rt: RuntimeConfig) -> RunOptions:
@@ -154,6 +170,12 @@ def main(argv: list[str] | None = None, step_hook=None) -> int:
         return 2
     if args.jobs < 1:
         print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    if args.sync_every is not None and args.sync_every < 1:
+        print(f"--sync-every must be >= 1, got {args.sync_every}", file=sys.stderr)
+        return 2
+    if args.mixed_precision == "fp16":
+        print(f"error: {FP16_REFUSED}", file=sys.stderr)
         return 2
     opts = run_options(args, rt)
     if base is not None and base.root.is_dir():

@@ -26,14 +26,38 @@ def resident_budget(device: torch.device, workers_per_gpu: int = 1) -> int:
     return torch.cuda.get_device_properties(device).total_memory // 4 // max(1, workers_per_gpu)
 
 
-class Datasets:
-    """The run's dataset caches (built on first use; the main process builds, the others wait) and
-    their device-resident arrays."""
+def prepare_caches(cfg: ExperimentConfig, rt: RuntimeConfig, needed, speaks: bool = True) -> dict:
+    """The caches of the ``needed`` datasets (and the Intel test split when the intermediate stage
+    scores on it), built or found before the accelerator exists: under a multi-process launch no
+    rank waits in a collective while another decodes images (the first multi-GPU run would die
+    on the process group's timeout, 10 minutes, while rank 0 decoded 200k ImageNet JPEGs). The
+    ranks take :func:`diminish.data.cache.prepare`'s file lock in turn: the first builds, the
+    others find the cache made. ``speaks``: this process shows the progress bars."""
+    caches: dict = {}
+    for dataset in sorted(needed):
+        splits = ["train"]
+        if dataset == "intel" and cfg.intermediate.evaluate_test:
+            try:
+                intel_split_dir(cfg.data.intel_root, "test")
+                splits.append("test")
+            except DataMissingError:
+                caches["intel", "test"] = None
+        for split in splits:
+            caches[dataset, split] = prepare(dataset, getattr(cfg.data, f"{dataset}_root"), rt.cache_dir,
+                                             split=split, limit=cfg.data.limit or None,
+                                             skip_bad=cfg.data.skip_bad, progress=rt.progress and speaks)
+    return caches
 
-    def __init__(self, cfg: ExperimentConfig, rt: RuntimeConfig, accelerator, workers_per_gpu: int = 1) -> None:
+
+class Datasets:
+    """The run's dataset caches (those of :func:`prepare_caches`, given; any other built on first
+    use: the main process builds, the others wait) and their device-resident arrays."""
+
+    def __init__(self, cfg: ExperimentConfig, rt: RuntimeConfig, accelerator, workers_per_gpu: int = 1,
+                 caches: dict | None = None) -> None:
         self.cfg, self.rt, self.acc = cfg, rt, accelerator
         self.resident_left = resident_budget(accelerator.device, workers_per_gpu)
-        self._caches: dict = {}
+        self._caches: dict = dict(caches or {})
         self._data: dict = {}
 
     def root_of(self, dataset: str) -> str:
@@ -63,7 +87,8 @@ class Datasets:
     def on_device(self, dataset: str, split: str = "train") -> DeviceData:
         """The cache's arrays on the device (copied once when they fit what is left of the budget)."""
         if (dataset, split) not in self._data:
-            d = DeviceData(self.cache(dataset, split), self.acc.device, max_bytes=self.resident_left)
+            d = DeviceData(self.cache(dataset, split), self.acc.device, max_bytes=self.resident_left,
+                           resident=self.rt.resident)
             self.resident_left -= d.resident_bytes
             self._data[dataset, split] = d
         return self._data[dataset, split]

@@ -18,6 +18,7 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 
+from ..clihelp import launcher_rank
 from ..core import fastpath, loop
 from ..data.readers import DataMissingError, imagenet_train_dir, intel_split_dir, pets_root
 from ..data.splits import finetune_subset, pets_split, pretrain_subset
@@ -25,7 +26,7 @@ from ..host import usable_cores
 from .accel import Trackers, make_accelerator
 from .assemble import tidy_and_assemble
 from .atomic import atomic_write_bytes
-from .context import Context, Datasets
+from .context import Context, Datasets, prepare_caches
 from .digests import UpstreamDamaged
 from .kinds import KINDS
 from .plan import Plan, Stage, units_of
@@ -96,16 +97,16 @@ def run_all(opts: RunOptions, cfg, plan: Plan, store: Store, step_hook=None) -> 
         if rt.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
+        # the caches before the accelerator: no rank waits in a collective while another decodes images
+        caches = prepare_caches(cfg, rt, needed, speaks=launcher_rank() == 0)
         acc = make_accelerator(cfg, store, rt)
         fastpath.setup_device(acc.device)  # CPU: keep freed buffers in the process; CUDA: TF32 matmuls
         stop = loop.StopRequest().install()
         try:
             trackers = Trackers(acc) if cfg.trackers and acc.is_main_process and acc.log_with else None
             ctx = Context(cfg, rt, store.ranked(acc.is_main_process, acc.wait_for_everyone), acc,
-                          Datasets(cfg, rt, acc, opts.gpu_share), stop=stop, trackers=trackers,
+                          Datasets(cfg, rt, acc, opts.gpu_share, caches), stop=stop, trackers=trackers,
                           step_hook=step_hook, claim_timeout=opts.claim_timeout)
-            for name in sorted(needed):
-                ctx.data.cache(name)
             check_sizes(ctx, plan, todo)
             if acc.is_main_process:
                 with root_lock(store):
@@ -195,19 +196,41 @@ def _stopped(ctx: Context, opts: RunOptions, detail: str | None) -> int:
     return ctx.stop.exit_code
 
 
+def visible_devices(environ, count: int) -> list[str]:
+    """The GPUs this process may hand to its workers, as ``CUDA_VISIBLE_DEVICES`` names them: the
+    parent's own list when it has one (SLURM without device cgroups gives e.g. ``2,3``; MIG
+    devices are UUIDs), cut to the ``count`` devices torch sees, else ``0 .. count-1``."""
+    mask = environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None or not mask.strip():
+        return [str(i) for i in range(count)]
+    names = [m.strip() for m in mask.split(",") if m.strip()]
+    return names[:count] if count else []
+
+
+def worker_devices(jobs: int, devices: list[str]) -> list[tuple[str | None, int]]:
+    """(``CUDA_VISIBLE_DEVICES`` of worker i, workers sharing that GPU) for each of ``jobs``
+    workers, dealt round-robin over ``devices`` (None and 1 each without GPUs)."""
+    if not devices:
+        return [(None, 1)] * jobs
+    g = len(devices)
+    return [(devices[i % g], sum(1 for w in range(jobs) if w % g == i % g)) for i in range(jobs)]
+
+
 def run_jobs(opts: RunOptions, plan: Plan, store: Store) -> int:
     """``--jobs J``: J local worker processes (:meth:`RunOptions.worker`) sharing the output
-    folder, each with cores/J threads; a stopped worker says to rerun the parent's command."""
+    folder, each with cores/J threads (the cores of this process's affinity: SLURM's
+    ``--cpus-per-task``); each GPU of this process's ``CUDA_VISIBLE_DEVICES`` list goes to the
+    workers dealt to it. A stopped worker says to rerun the parent's command."""
     j = opts.jobs
     threads = max(1, usable_cores() // j)
-    gpus = _cuda_count()
+    devices = visible_devices(os.environ, _cuda_count())
+    gpus = len(devices)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     kids = []
-    for i in range(j):
-        e, share = dict(env), 1
-        if gpus:  # dealt round-robin: J > GPUs puts several small runs on each GPU at once
-            e["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
-            share = sum(1 for w in range(j) if w % gpus == i % gpus)
+    for i, (device, share) in enumerate(worker_devices(j, devices)):
+        e = dict(env)
+        if device is not None:  # J > GPUs puts several small runs on each GPU at once
+            e["CUDA_VISIBLE_DEVICES"] = device
         cmd = [sys.executable, "-m", "diminish.run", *opts.worker(i, opts.resume_command, share).argv()]
         kids.append(subprocess.Popen(cmd, env=e))
     per_gpu = "" if not gpus else ", one GPU each" if gpus >= j else f", {-(-j // gpus)} at most per GPU"

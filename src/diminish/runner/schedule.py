@@ -76,6 +76,14 @@ class RunOptions:
             out += ["--mixed-precision", rt.mixed_precision]
         if rt.checkpoint_every is not None:
             out += ["--checkpoint-every", repr(rt.checkpoint_every)]
+        if rt.resident != "auto":
+            out += ["--resident", rt.resident]
+        if rt.sync_every is not None:
+            out += ["--sync-every", str(rt.sync_every)]
+        if rt.adamw != "auto":
+            out += ["--adamw", rt.adamw]
+        if rt.dist_timeout is not None:
+            out += ["--dist-timeout", repr(rt.dist_timeout)]
         if self.resume_command is not None:
             out += ["--resume-command", self.resume_command]
         if self.gpu_share != 1:

@@ -108,7 +108,8 @@ def _trained(ctx: Context, stage: Stage, unit: Stage, task: Task, data, idx, par
                  checkpointer=Checkpointer(ctx.store.dir(stage), stage, ctx.is_main),
                  log=functools.partial(ctx.store.log, stage), stop=ctx.stop, heartbeat=_heartbeat(ctx, unit),
                  track=track, step_hook=ctx.step_hook, compile=ctx.rt.compile,
-                 checkpoint_every=ctx.rt.checkpoint_every, progress=ctx.rt.progress)
+                 checkpoint_every=ctx.rt.checkpoint_every, progress=ctx.rt.progress,
+                 sync_every=ctx.rt.sync_every, optimizer=ctx.rt.adamw)
 
 
 def _final_loss(state) -> float:
@@ -130,8 +131,10 @@ def run_pretrain(ctx: Context, plan: Plan, stage: Stage) -> dict:
 def _counting_accuracy(epochs: int):
     """A ``watch`` for :func:`_trained` that counts each epoch's training accuracy of a
     classification stage on the side, from the logits its loss is taken of (this process's share;
-    no sync per step). Returns (watch, history()) where history() lists the accuracy per epoch,
-    None for epochs this process did not train (finished before a resume)."""
+    no sync per step). Only training steps count (grad enabled): the check of the final weights
+    takes one more loss, under ``no_grad``, which is no training image. Returns (watch,
+    history(), images()) where history() lists the accuracy per epoch, None for epochs this process
+    did not train (finished before a resume), and images() the images counted per epoch."""
     current, counts = [0], {}
 
     def watch(batches, loss):
@@ -142,9 +145,10 @@ def _counting_accuracy(epochs: int):
         def loss_fn(m, b):
             def counted(x):
                 logits = m(x)
-                right = (logits.detach().float().argmax(1) == b["y"]).sum()
-                c = counts.setdefault(current[0], [0, 0])
-                c[0], c[1] = c[0] + right, c[1] + b["n"]
+                if torch.is_grad_enabled():
+                    right = (logits.detach().float().argmax(1) == b["y"]).sum()
+                    c = counts.setdefault(current[0], [0, 0])
+                    c[0], c[1] = c[0] + right, c[1] + b["n"]
                 return logits
 
             return loss(counted, b)
@@ -154,14 +158,17 @@ def _counting_accuracy(epochs: int):
     def history():
         return [float(counts[e][0]) / counts[e][1] if e in counts and counts[e][1] else None for e in range(epochs)]
 
-    return watch, history
+    def images():
+        return [counts[e][1] if e in counts else 0 for e in range(epochs)]
+
+    return watch, history, images
 
 
 def run_intermediate(ctx: Context, plan: Plan, stage: Stage) -> dict:
     sc = ctx.cfg.intermediate
     with ctx.store.running(stage) as run:
         data = ctx.data.on_device("intel")
-        watch, accuracy_history = _counting_accuracy(sc.epochs)
+        watch, accuracy_history, _ = _counting_accuracy(sc.epochs)
         model, state = _trained(ctx, stage, stage, CLASSIFY, data, np.arange(len(data)),
                                 (stage.seed, "intermediate"), watch)
         test = ctx.data.intel_test() if sc.evaluate_test else None

@@ -34,20 +34,20 @@ def scheduler(opt, sc: StageConfig):
 
 
 class _Progress:
-    """The progress bar and the throttled heartbeat, fed by the epoch loop's sync points."""
+    """The progress bar and the throttled heartbeat, fed by the epoch loop's sync points (a loss
+    window may span an epoch's end, so the bar is set from the stage's step count)."""
 
-    def __init__(self, bar, heartbeat: Callable[[], None]) -> None:
-        self.bar, self.heartbeat = bar, heartbeat
-        self.epoch = self.done = 0
+    def __init__(self, bar, heartbeat: Callable[[], None], steps: int) -> None:
+        self.bar, self.heartbeat, self.steps = bar, heartbeat, steps
+        self.epoch = 0
         self.last_beat = time.time()
 
-    def start_epoch(self, epoch: int, step: int) -> None:
-        self.epoch, self.done = epoch, step
+    def start_epoch(self, epoch: int, step: int) -> None:  # noqa: ARG002 - the bar counts from on_sync's step
+        self.epoch = epoch
 
     def on_sync(self, step: int, loss: float, ips: float) -> None:
         self.bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}", img_s=f"{ips:.0f}", refresh=False)
-        self.bar.update(step + 1 - self.done)
-        self.done = step + 1
+        self.bar.update(self.epoch * self.steps + step + 1 - self.bar.n)
         if time.time() - self.last_beat > HEARTBEAT_SECONDS:
             self.heartbeat()
             self.last_beat = time.time()
@@ -61,7 +61,7 @@ def train(model, stage: Stage, sc: StageConfig, loss_fn, make_batches, n_images:
           checkpointer: Checkpointer, log: Callable[..., None] = _nothing, stop: loop.StopRequest | None = None,
           heartbeat: Callable[[], None] = _nothing, track: Callable[[dict, int], None] = _nothing,
           step_hook: Callable | None = None, compile: bool = False, checkpoint_every: float | None = None,
-          progress: bool = True) -> tuple[Any, TrainState]:
+          progress: bool = True, sync_every: int | None = None, optimizer: str = "auto") -> tuple[Any, TrainState]:
     """Train ``model`` for ``sc.epochs`` epochs on ``make_batches(epoch)`` with ``loss_fn``, resuming
     from ``checkpointer``'s file when there is one; returns (unwrapped model, final :class:`TrainState`).
 
@@ -69,13 +69,17 @@ def train(model, stage: Stage, sc: StageConfig, loss_fn, make_batches, n_images:
     ``track(values, epoch)`` sends the epoch's loss and LR to the trackers; ``heartbeat()`` refreshes
     the claim of the unit being run (at each checkpoint and every 30 s); ``step_hook`` is the
     loop's (:func:`diminish.core.loop.train_one_epoch`). ``checkpoint_every``: the least seconds
-    between epoch-end checkpoints (None: every epoch on a CPU, 30 s elsewhere). Call it on every
+    between epoch-end checkpoints (None: every epoch on a CPU, 30 s elsewhere). ``sync_every``: the
+    steps between host reads of the losses (None: :func:`diminish.core.loop.default_sync_every`);
+    one :class:`~diminish.core.loop.LossWindow` spans the stage, so an epoch's end reads nothing
+    unless a checkpoint is due or training ends, and an epoch's loss is logged once read.
+    ``optimizer``: the AdamW kernel (:func:`diminish.core.fastpath.make_optimizer`). Call it on every
     process; the callbacks of the processes other than the main one should do nothing.
     """
     acc = accelerator
     device = acc.device
     model.to(device)
-    opt = fastpath.make_optimizer(model.parameters(), sc.lr, sc.weight_decay, device)
+    opt = fastpath.make_optimizer(model.parameters(), sc.lr, sc.weight_decay, device, optimizer)
     state = TrainState(model, opt, scheduler(opt, sc), acc.scaler)
     if checkpointer.load(state):
         log("resume", epoch=state.epoch, step=state.step)
@@ -91,13 +95,38 @@ def train(model, stage: Stage, sc: StageConfig, loss_fn, make_batches, n_images:
     steps = math.ceil(n_images / sc.batch_size) if n_images else 0
     bar = tqdm(total=sc.epochs * steps, initial=state.epoch * steps + state.step, desc=stage.label,
                unit="step", leave=False, dynamic_ncols=True, disable=not (acc.is_main_process and progress))
-    bars = _Progress(bar, heartbeat)
-    sync_every = loop.default_sync_every(device)
+    bars = _Progress(bar, heartbeat, steps)
+    window = loop.LossWindow(sync_every or loop.default_sync_every(device))
+    ended: list = []  # (epoch, EpochResult) of finished epochs whose losses are not all read yet
 
     def save() -> float:
         checkpointer.save(state)
         heartbeat()
         return time.time()
+
+    def read_ended() -> list:
+        """The finished epochs whose losses are all read, with their mean loss (all processes:
+        one reduce for them all), in order; their loss goes into the history."""
+        nonlocal ended
+        if window.pending or not ended:
+            return []
+        done, ended = ended, []
+        sums = [window.totals.pop(e) for e, _, _ in done]
+        if acc.num_processes > 1:
+            t = acc.reduce(torch.tensor(sums, dtype=torch.float64, device=device), reduction="sum")
+            sums = t.cpu().tolist()
+        out = []
+        for (e, res, lr), (loss_sum, count) in zip(done, sums):
+            loss = loss_sum / count if count > 0 else math.nan
+            state.history.append(loss)
+            out.append((e, res, loss, lr))
+        return out
+
+    def log_ended(finished: list) -> None:
+        for e, res, loss, lr in finished:
+            log("epoch", epoch=e, loss=loss, lr=lr, seconds=res.seconds,
+                images_per_s=res.seen * acc.num_processes / res.seconds if res.seconds else None)
+            track({"loss": loss, "lr": lr}, e)
 
     last_save = time.time()
     try:
@@ -106,28 +135,27 @@ def train(model, stage: Stage, sc: StageConfig, loss_fn, make_batches, n_images:
             res = loop.train_one_epoch(
                 fmodel, popt, loss_fn, make_batches(epoch), accelerator=acc, kind=stage.kind, epoch=epoch,
                 where=stage.label, start_step=state.step, loss_sum=state.loss_sum, count=state.count,
-                grad_clip=sc.grad_clip, stop=stop, sync_every=sync_every, on_sync=bars.on_sync,
-                step_hook=step_hook)
+                grad_clip=sc.grad_clip, stop=stop, on_sync=bars.on_sync, step_hook=step_hook, window=window)
             state.seconds += res.seconds
-            if res.interrupted:
+            if res.interrupted:  # the window was just read: every earlier epoch is complete
+                log_ended(read_ended())
+                window.totals.pop(epoch, None)
                 state.epoch, state.step, state.loss_sum, state.count = epoch, res.next_step, res.loss_sum, res.count
                 save()
                 log("interrupted", epoch=epoch, step=res.next_step)
                 raise StageInterrupted(stage, epoch, res.next_step, checkpointer.path.parent)
             state.scheduler.step()
-            totals = torch.tensor([res.loss_sum, float(res.count)], dtype=torch.float64, device=device)
-            if acc.num_processes > 1:
-                totals = acc.reduce(totals, reduction="sum")
-            loss = float(totals[0] / totals[1]) if totals[1] > 0 else math.nan
             state.epoch, state.step, state.loss_sum, state.count = epoch + 1, 0, 0.0, 0
-            state.history.append(loss)
-            stopping = stop is not None and epoch + 1 < sc.epochs and loop.agree(stop.requested, acc)
-            if stopping or time.time() - last_save >= every:
+            ended.append((epoch, res, opt.param_groups[0]["lr"]))  # the LR the next epoch trains with
+            due = time.time() - last_save >= every
+            if window.pending and (due or epoch + 1 == sc.epochs):  # a checkpoint holds every epoch's loss
+                window.check(acc, stage.label)
+            finished = read_ended()
+            stopping = (not window.pending and stop is not None and epoch + 1 < sc.epochs
+                        and loop.agree(stop.requested, acc))
+            if stopping or due:
                 last_save = save()
-            lr = opt.param_groups[0]["lr"]
-            log("epoch", epoch=epoch, loss=loss, lr=lr, seconds=res.seconds,
-                images_per_s=res.count * acc.num_processes / res.seconds if res.seconds else None)
-            track({"loss": loss, "lr": lr}, epoch)
+            log_ended(finished)
             if stopping:
                 log("interrupted", epoch=epoch + 1, step=0)
                 raise StageInterrupted(stage, epoch + 1, 0, checkpointer.path.parent)
