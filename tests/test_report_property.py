@@ -3,7 +3,7 @@
 ``N_CASES`` seeded random results files from tests/random_results.py (1-5 seeds, 2-6 fine-tuning sizes,
 1-4 pre-training sizes, intermediate off/on/both, effects that help, hurt or mix, missing cells up to a
 half-finished grid) each go through ``read_results`` (the file is valid), the analysis
-(``analysis.report.report``, few bootstrap draws) and the report steps that need no LaTeX
+(``analysis.pipeline.report``, few bootstrap draws) and the report steps that need no LaTeX
 (numbers.tex, tables, paper.tex). For every case:
 
 * nothing raises;
@@ -73,7 +73,7 @@ def captions(tex: str) -> list[str]:
 
 def problems(case: int, root: Path) -> list[str]:
     """Build one case in ``root`` and return what is wrong with it (empty: nothing)."""
-    from diminish.analysis.report import report
+    from diminish.analysis.pipeline import report
 
     from diminish.report import load_inputs
     from diminish.report.numbers import json_path, read_numbers, write_numbers

@@ -17,9 +17,9 @@ DEFINITION = ("$D_T$ is read off the fitted from-scratch curve, not the from-scr
 
 def extrapolation_sentence(below: int, above: int) -> Tex:
     """'3 need the from-scratch curve below the smallest measured fine-tune size and 2 beyond the largest, so they
-    are extrapolations.' / 'None needs the from-scratch curve outside its measured range.'"""
+    are extrapolations.' / 'No value needs the from-scratch curve outside its measured range.'"""
     if below + above == 0:
-        return Tex("None needs the from-scratch curve outside its measured range of fine-tune sizes.")
+        return Tex("No value needs the from-scratch curve outside its measured range of fine-tune sizes.")
     parts = []
     if below:
         parts.append(f"{integer(below)} {'needs' if below == 1 else 'need'} the from-scratch curve below the "
