@@ -12,6 +12,7 @@ backbone through its public token interface only:
 
     tokens = backbone.embed_patches(images)   # (B, L, D) patch tokens, no positions yet
     out = backbone.encode(tokens)             # (B, 1 + L, D) CLS first, after the final norm
+    outs = backbone.encode_blocks(tokens)     # depth x (B, 1 + L, D), after each block (the probes)
 
 so a head never touches a block, a position table or the CLS parameter directly.
 """
@@ -121,20 +122,39 @@ class ViNy(nn.Module):
         """(B, C, H, W) normalised images -> (B, L, D) patch tokens, without positions."""
         return self.patch_embed(patchify(images, self.cfg.patch_size))
 
+    def _with_positions(self, tokens: torch.Tensor, with_cls: bool) -> torch.Tensor:
+        """(B, L, D) patch tokens -> the first block's input: CLS prepended (or not), positions added."""
+        b = tokens.shape[0]
+        if with_cls:
+            cls = self.cls_token.expand(b, -1, -1)  # (B, 1, D)
+            return torch.cat([cls, tokens], dim=1) + self.pos_embedding  # (B, 1 + L, D)
+        return tokens + self.pos_embedding[:, 1:]  # (B, L, D)
+
     def encode(self, tokens: torch.Tensor, with_cls: bool = True) -> torch.Tensor:
         """(B, L, D) patch tokens -> (B, 1 + L, D) encoded tokens (CLS first) or (B, L, D).
 
         Positions are added here, after any token replacement (e.g. SimMIM's mask token).
         """
-        b = tokens.shape[0]
-        if with_cls:
-            cls = self.cls_token.expand(b, -1, -1)  # (B, 1, D)
-            x = torch.cat([cls, tokens], dim=1) + self.pos_embedding  # (B, 1 + L, D)
-        else:
-            x = tokens + self.pos_embedding[:, 1:]  # (B, L, D)
+        x = self._with_positions(tokens, with_cls)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
+
+    def encode_blocks(self, tokens: torch.Tensor, with_cls: bool = True, norm: bool = True) -> list[torch.Tensor]:
+        """(B, L, D) patch tokens -> one (B, 1 + L, D) tensor per block (or (B, L, D) without CLS).
+
+        Entry ``i`` is the residual stream after block ``i + 1``, computed as in :meth:`encode`. With
+        ``norm`` (the default) each entry goes through the final LayerNorm, as DINO's
+        ``get_intermediate_layers`` does, so the last entry equals ``encode(tokens, with_cls)`` exactly
+        and every block is read on the scale the heads see; without it the entries are the raw residual
+        stream and ``self.norm`` of the last one is ``encode``'s output.
+        """
+        x = self._with_positions(tokens, with_cls)
+        out = []
+        for block in self.blocks:
+            x = block(x)
+            out.append(self.norm(x) if norm else x)
+        return out
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.encode(self.embed_patches(images))
