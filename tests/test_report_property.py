@@ -74,7 +74,6 @@ def captions(tex: str) -> list[str]:
 def problems(case: int, root: Path) -> list[str]:
     """Build one case in ``root`` and return what is wrong with it (empty: nothing)."""
     from diminish.analysis.pipeline import report
-
     from diminish.report import load_inputs
     from diminish.report.numbers import json_path, read_numbers, write_numbers
     from diminish.report.render import LEFTOVER_SYNTAX, write_paper

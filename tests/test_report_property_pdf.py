@@ -59,7 +59,6 @@ CASES = {
 def _build(args: tuple[str, str]) -> tuple[str, str, str]:
     """(name, PDF text, LaTeX log) of one case built in ``root/name``."""
     from diminish.analysis.pipeline import report
-
     from diminish.report import build_all, load_inputs
     from diminish.report.latexlog import compile_pdf
     from diminish.results import write_results
