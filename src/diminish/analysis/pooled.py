@@ -117,6 +117,16 @@ def _seed_terms(d: pd.DataFrame) -> dict[str, np.ndarray]:
     return {f"seed[{s}]": (d.seed == s).astype(float).to_numpy() - last for s in seeds[:-1]}
 
 
+def _rank_deficient(X: np.ndarray, notes: Notes, what: str) -> bool:
+    """Whether the differences at hand cannot separate the model's terms (the cells left make two columns of
+    X collinear, e.g. F and the pre-trained flag): its estimates would be arbitrary, so it is skipped, with a note."""
+    rank = int(np.linalg.matrix_rank(X))
+    if rank < X.shape[1]:
+        notes.add(f"{what} skipped: the differences do not separate its terms (rank {rank} of {X.shape[1]})")
+        return True
+    return False
+
+
 def _fit(X: np.ndarray, y: np.ndarray, notes: Notes, what: str):
     """OLS with HC3 SEs -> (fit, SEs, CIs, p-values). A difference with leverage 1 (the only one of its seed or
     cell) is fitted exactly and HC3 divides by 1 - leverage = 0: where a SE is not finite, the term gets no SE,
@@ -154,6 +164,8 @@ def pooled(ds: xr.Dataset, metric: str = "miou", effects=("intermediate", "pretr
         if len(y) <= X.shape[1] + 1:
             notes.add(f"{metric}: pooled {effect} model skipped: {len(y)} differences for {X.shape[1]} terms")
             continue
+        if _rank_deficient(X, notes, f"{metric}: pooled {effect} model"):
+            continue
         res, se, ci, pv = _fit(X, y, notes, f"{metric}: pooled {effect} model")
         parts = ["b0"] + [SYMBOL[t] for t in terms[1:]] + (["seed effect"] if len(cols) > len(terms) else [])
         formula = "delta = " + " + ".join(parts + ["error"])
@@ -184,6 +196,8 @@ def effect_by_f(ds: xr.Dataset, metric: str = "miou", effects=("intermediate", "
         if len(y) <= X.shape[1] + 1:
             notes.add(f"{metric}: {effect} effect per fine-tune size skipped: {len(y)} differences for "
                       f"{X.shape[1]} terms")
+            continue
+        if _rank_deficient(X, notes, f"{metric}: {effect} effect per fine-tune size"):
             continue
         res, se, ci, _ = _fit(X, y, notes, f"{metric}: {effect} effect per fine-tune size")
         for k, f in enumerate(Fs):

@@ -234,7 +234,7 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
     note = f"Paired by seed ({plural(nmax, 'seed')} per cell); SE and the 95% CI from the paired t distribution."
     if nmax < 2:  # one difference per cell: nothing to test it against
         note = ("Paired by seed (1 seed per cell): each cell has one difference and no spread, so its SE, interval "
-                "and tests are not testable (--); the pooled model gives the intervals.")
+                "and tests are not testable (--); the pooled model, where it can be fitted, gives intervals.")
     elif not perm:
         note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
                  f"{2 / 2 ** nmax:.3g}.")
