@@ -4,10 +4,10 @@
 1-4 pre-training sizes, intermediate off/on/both, effects that help, hurt or mix, missing cells up to a
 half-finished grid) each go through ``read_results`` (the file is valid), the analysis
 (``analysis.report.report``, few bootstrap draws) and the report steps that need no LaTeX
-(numbers.tex, tables, paper.tex). For every case:
+(numbers.tex, tables, paper.tex, and every figure drawn but not saved). For every case:
 
 * nothing raises, and no pooled model is fitted on a design that cannot separate its terms (rank-deficient);
-* no generated file prints ``nan``, ``inf``, ``None`` or ``undefined``, or leaves template syntax;
+* no generated file or figure prints ``nan``, ``inf``, ``None`` or ``undefined``, or leaves template syntax;
 * no caption or table note lists items one by one: captions are at most :data:`MAX_CAPTION` characters (a
   longer one stops LaTeX), notes at most :data:`MAX_NOTE`, and no table float has more rows than a page
   holds (:data:`MAX_ROWS`);
@@ -94,6 +94,7 @@ def problems(case: int, root: Path) -> list[str]:
     numbers = write_numbers(inp, root / "build" / "numbers.tex")
     write_tables(inp, root / "build" / "tables")
     write_paper(inp, root / "build" / "paper.tex", read_numbers(json_path(numbers), inp))
+    out += figure_problems(inp)
     texts = {}
     for f in [root / "build" / "paper.tex", numbers, *sorted((root / "build" / "tables").glob("*.tex"))]:
         texts[f.name] = t = f.read_text()
@@ -118,6 +119,24 @@ def problems(case: int, root: Path) -> list[str]:
         out.append("'1 seeds' in the text")
     if ds.sizes["seed"] > 1 and "per-cell tests are not" in every:
         out.append(f"{ds.sizes['seed']} seeds, but the text says per-cell tests are not testable")
+    return out
+
+
+def figure_problems(inp) -> list[str]:
+    """Every figure drawn (not saved: writing the PDFs is the slow part, and the slow test does it); the words
+    on it checked like the LaTeX."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from diminish.report.figures import FIGURES, module
+
+    out = []
+    for name in FIGURES:
+        fig = module(name).draw(inp)
+        words = " ".join(t.get_text() for t in fig.findobj(Text))
+        out += [f"figure {name}: {m.group(1)!r} in {words[max(0, m.start() - 40):m.end() + 20]!r}"
+                for m in BAD_WORD.finditer(words)][:1]
+        plt.close(fig)
     return out
 
 
