@@ -24,8 +24,9 @@ def draw(inp: Inputs):
             y = curve.sel(pretrain=p, seed=s).values
             if not np.isfinite(y).any():
                 continue
+            seeds = f"{len(ds.seed)} seed{'s' if len(ds.seed) != 1 else ''}"
             ax.plot(epochs, y, "-o", ms=2.5, lw=1.0, color=col[int(p)], alpha=0.85,
-                    label=f"{pretrain_label(p)} ({len(ds.seed)} seed{'s' if len(ds.seed) != 1 else ''})" if first else None)
+                    label=f"{pretrain_label(p)} ({seeds})" if first else None)
             first = False
     ax.set_xlabel("pre-training epoch")
     ax.set_ylabel("SimMIM masked L1\n(training loss, epoch mean)")
