@@ -13,9 +13,11 @@ half-finished grid) each go through ``read_results`` (the file is valid), the an
   holds (:data:`MAX_ROWS`);
 * where a method has too little data the text says so: "not testable" for the plateau in P (fewer than
   5 pre-training sizes above 0 in every case drawn here), and with one seed, that per-cell tests are not
-  testable (and with more seeds it says neither that nor "1 seeds").
+  testable (and with more seeds it says neither that nor "1 seeds"); without P = 0, that the pre-training
+  effect cannot be tested; with one intermediate setting, that the grid runs only that one;
+* every ``\\dm`` macro that paper.tex and the tables use is defined in numbers.tex.
 
-``REGRESSIONS`` are the cases that failed on the code before issue 25, each with what went wrong.
+``REGRESSIONS`` are the cases that failed along the way (see the comment there), each with what went wrong.
 More cases: ``DIMINISH_PROPERTY_CASES=2000`` (read by this file only). The full PDF builds are in
 tests/test_report_property_pdf.py (marked slow).
 """
@@ -111,6 +113,14 @@ def problems(case: int, root: Path) -> list[str]:
             if len(c) > most:
                 out.append(f"{f.name}: a caption or note of {len(c)} characters (> {most}): {c[:160]!r}...")
     every = " ".join(" ".join(texts.values()).split())
+    defined = set(re.findall(r"\\newcommand\{\\dm([A-Za-z]+)\}", texts["numbers.tex"]))
+    used = {m for name, t in texts.items() if name != "numbers.tex" for m in re.findall(r"\\dm([A-Za-z]+)", t)}
+    out += [f"macro \\dm{m} used but not defined in numbers.tex" for m in sorted(used - defined)]
+    P = [int(p) for p in ds.pretrain.values]
+    if 0 not in P and "the pre-training effect cannot be tested" not in every:
+        out.append("no P = 0, but the text never says that the pre-training effect cannot be tested")
+    if ds.sizes["intermediate"] == 1 and not ("this grid does not run it" in every or "in every run" in every):
+        out.append("one intermediate setting, but the text never says so")
     if "not testable" not in every:
         out.append("no 'not testable' although fewer than 5 pre-training sizes are above 0")
     if ds.sizes["seed"] == 1 and "per-cell tests are not testable" not in every:
