@@ -4,18 +4,20 @@
 1-4 pre-training sizes, intermediate off/on/both, effects that help, hurt or mix, missing cells up to a
 half-finished grid) each go through ``read_results`` (the file is valid), the analysis
 (``analysis.pipeline.report``, few bootstrap draws) and the report steps that need no LaTeX
-(numbers.tex, tables, paper.tex). For every case:
+(numbers.tex, tables, paper.tex, and every figure drawn but not saved). For every case:
 
-* nothing raises;
-* no generated file prints ``nan``, ``inf``, ``None`` or ``undefined``, or leaves template syntax;
+* nothing raises, and no pooled model is fitted on a design that cannot separate its terms (rank-deficient);
+* no generated file or figure prints ``nan``, ``inf``, ``None`` or ``undefined``, or leaves template syntax;
 * no caption or table note lists items one by one: captions are at most :data:`MAX_CAPTION` characters (a
   longer one stops LaTeX), notes at most :data:`MAX_NOTE`, and no table float has more rows than a page
   holds (:data:`MAX_ROWS`);
 * where a method has too little data the text says so: "not testable" for the plateau in P (fewer than
   5 pre-training sizes above 0 in every case drawn here), and with one seed, that per-cell tests are not
-  testable (and with more seeds it says neither that nor "1 seeds").
+  testable (and with more seeds it says neither that nor "1 seeds"); without P = 0, that the pre-training
+  effect cannot be tested; with one intermediate setting, that the grid runs only that one;
+* every ``\\dm`` macro that paper.tex and the tables use is defined in numbers.tex.
 
-``REGRESSIONS`` are the cases that failed on the code before issue 25, each with what went wrong.
+``REGRESSIONS`` are the cases that failed along the way (see the comment there), each with what went wrong.
 More cases: ``DIMINISH_PROPERTY_CASES=2000`` (read by this file only). The full PDF builds are in
 tests/test_report_property_pdf.py (marked slow).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -50,6 +53,8 @@ REGRESSIONS = {
     43: "transfer caption of 5,209 characters listing 34 undrawn points: LaTeX stops with 'Dimension too large'",
     62: "the 'left out' table: 54 rows, one per condition and curve family (more than a page holds)",
     106: "pooled model: HC3 standard error inf (a difference with leverage 1) printed as CI [-inf, +inf]",
+    302: "effect per fine-tune size fitted on a rank-deficient design (arbitrary estimates printed)",
+    443: "the same, with the intermediate stage on and off",
 }
 
 
@@ -83,12 +88,16 @@ def problems(case: int, root: Path) -> list[str]:
     ds = random_results(case)
     path = write_results(ds, root / "results.nc")
     read_results(path)  # valid by construction: the reader accepts it
-    report(str(path), root / "analysis", n_boot=10, plot=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report(str(path), root / "analysis", n_boot=10, plot=False)
+    out = [f"analysis: {w.message}" for w in caught if "rank-deficient" in str(w.message)][:1]
     inp = load_inputs(path, root / "analysis")
     numbers = write_numbers(inp, root / "build" / "numbers.tex")
     write_tables(inp, root / "build" / "tables")
     write_paper(inp, root / "build" / "paper.tex", read_numbers(json_path(numbers), inp))
-    out, texts = [], {}
+    out += figure_problems(inp)
+    texts = {}
     for f in [root / "build" / "paper.tex", numbers, *sorted((root / "build" / "tables").glob("*.tex"))]:
         texts[f.name] = t = f.read_text()
         out += [f"{f.name}: template syntax {s!r} left" for s in LEFTOVER_SYNTAX if s in t]
@@ -104,6 +113,14 @@ def problems(case: int, root: Path) -> list[str]:
             if len(c) > most:
                 out.append(f"{f.name}: a caption or note of {len(c)} characters (> {most}): {c[:160]!r}...")
     every = " ".join(" ".join(texts.values()).split())
+    defined = set(re.findall(r"\\newcommand\{\\dm([A-Za-z]+)\}", texts["numbers.tex"]))
+    used = {m for name, t in texts.items() if name != "numbers.tex" for m in re.findall(r"\\dm([A-Za-z]+)", t)}
+    out += [f"macro \\dm{m} used but not defined in numbers.tex" for m in sorted(used - defined)]
+    P = [int(p) for p in ds.pretrain.values]
+    if 0 not in P and "the pre-training effect cannot be tested" not in every:
+        out.append("no P = 0, but the text never says that the pre-training effect cannot be tested")
+    if ds.sizes["intermediate"] == 1 and not ("this grid does not run it" in every or "in every run" in every):
+        out.append("one intermediate setting, but the text never says so")
     if "not testable" not in every:
         out.append("no 'not testable' although fewer than 5 pre-training sizes are above 0")
     if ds.sizes["seed"] == 1 and "per-cell tests are not testable" not in every:
@@ -112,6 +129,24 @@ def problems(case: int, root: Path) -> list[str]:
         out.append("'1 seeds' in the text")
     if ds.sizes["seed"] > 1 and "per-cell tests are not" in every:
         out.append(f"{ds.sizes['seed']} seeds, but the text says per-cell tests are not testable")
+    return out
+
+
+def figure_problems(inp) -> list[str]:
+    """Every figure drawn (not saved: writing the PDFs is the slow part, and the slow test does it); the words
+    on it checked like the LaTeX."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from diminish.report.figures import FIGURES, module
+
+    out = []
+    for name in FIGURES:
+        fig = module(name).draw(inp)
+        words = " ".join(t.get_text() for t in fig.findobj(Text))
+        out += [f"figure {name}: {m.group(1)!r} in {words[max(0, m.start() - 40):m.end() + 20]!r}"
+                for m in BAD_WORD.finditer(words)][:1]
+        plt.close(fig)
     return out
 
 

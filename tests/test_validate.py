@@ -137,8 +137,9 @@ def test_whole_number_float_sizes_are_read_as_integers(tmp_path):
 
 def test_every_schema_variable_has_a_range():
     coords = {"pretrain", "intermediate", "finetune", "seed", "class", *validate.SIZES}
-    for name, (_, units, _) in SCHEMA.items():
-        assert name in coords or units in validate.RANGES, name
+    for name in SCHEMA:
+        assert name in coords or validate.has_range(name, SCHEMA), name
+    assert not validate.has_range("mystery_ratio", {"mystery_ratio": ("a ratio", "1", "not a loss")})
 
 
 def test_the_tiny_grids_results_are_accepted(grid, cell):

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-# units of SCHEMA -> (lowest, highest, the rule in words). Every data variable of SCHEMA has units listed here
-# (tests/test_validate.py checks it), so a new variable gets a range when its units do.
+# units of SCHEMA -> (lowest, highest, the rule in words); "1" bounds only the losses. Every data variable of SCHEMA
+# has a range here (tests/test_validate.py checks it), so a new variable must be given one.
 RANGES: dict[str, tuple[float, float, str]] = {
     "percent": (0.0, 100.0, "a percentage lies in [0, 100]"),
     "s": (0.0, math.inf, "a time is finite and not negative"),
@@ -130,10 +130,16 @@ def _first_bad(ds: xr.Dataset, var: str, bad: np.ndarray, value: np.ndarray) -> 
     return f"{_value(value[idx])} at {where_words(dims, coords)}"
 
 
+def has_range(var: str, schema: dict[str, tuple[str, str, str]]) -> bool:
+    """Whether :data:`RANGES` bounds ``var``: its units are listed there, and a unitless ("1") variable is a loss."""
+    units = schema[var][1] if var in schema else None
+    return units in RANGES and (units != "1" or "loss" in var)
+
+
 def check_values(ds: xr.Dataset, source, schema: dict[str, tuple[str, str, str]]) -> None:
     """Each variable of ``schema`` in ``ds`` within the range of its units, and IoU consistent with mIoU."""
     for var in ds.data_vars:
-        if var not in schema or schema[var][1] not in RANGES:
+        if not has_range(str(var), schema):
             continue
         x = np.asarray(ds[var].values)
         if x.dtype.kind not in "biuf":

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .inputs import Inputs, plateau_of
-from .latex import Tex, integer, isnan, num
+from .latex import Tex, integer, isnan
 from .macros import (
     ALPHA,
     METRIC_LABEL,
@@ -138,16 +138,7 @@ def add_intermediate_effect(n: Numbers, inp: Inputs) -> None:
     n.flags["has_pooled_intermediate"] = pooled_mean is not None
     cells = [(d, f"{condition_label(p)}, {int(f)} fine-tuning images")
              for d, p, f in zip(df["mean_delta"].astype(float), df["pretrain"], df["finetune"])]
-    n.set("IntermediateRange", spread_sentence("of the difference", cells))
-    if df["mean_delta"].notna().any():  # (idxmin of an all-NaN column raises)
-        worst = df.loc[df["mean_delta"].idxmin()]
-        best = df.loc[df["mean_delta"].idxmax()]
-        n.set("IntermediateLow", num(worst["mean_delta"], sign=True))
-        n.set("IntermediateLowWhere",
-              f"{condition_label(worst['pretrain'])}, {int(worst['finetune'])} fine-tuning images")
-        n.set("IntermediateHigh", num(best["mean_delta"], sign=True))
-        n.set("IntermediateHighWhere",
-              f"{condition_label(best['pretrain'])}, {int(best['finetune'])} fine-tuning images")
+    n.set("IntermediateRange", spread_sentence("of the difference", cells))  # '' when no cell has a difference
 
 
 def plateau_text(p: dict | None) -> Tex:

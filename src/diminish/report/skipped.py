@@ -2,7 +2,7 @@
 
 The analysis writes its notes into ``report.json`` as plain sentences, for every metric. The paper
 keeps the notes of its own metric that say a test or fit was skipped (or not fitted, not tested,
-not testable), takes the condition (``P=0, I=True``, ``pretrain=0, intermediate=True``) out of each,
+not testable, cannot be tested), takes the condition (``P=0, I=True``, ``pretrain=0, intermediate=True``) out of each,
 and gives one row per reason: the reason (numbers
 that differ between conditions shown as their range) and where it applies, counted, with at most
 :data:`.summaries.EXAMPLES` examples. Notes that only describe what was done stay in ``report.json``.
@@ -16,8 +16,8 @@ from .inputs import Inputs
 from .macros import condition_label, readable
 from .summaries import merge_numbers, where_phrase, word_key
 
-_SKIP = re.compile(r"skipped|not fitted|not tested|not testable|not reported|too few|fewer than|no pooled",
-                   re.IGNORECASE)
+_SKIP = re.compile(r"skipped|not fitted|not tested|not testable|cannot be tested|not reported|too few|fewer than"
+                   r"|no pooled", re.IGNORECASE)
 _TF = r"(True|False)"
 # (pattern, kind): a prefix naming a condition, or a condition inside the note
 _WHERE = (

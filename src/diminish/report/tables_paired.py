@@ -71,7 +71,7 @@ def _paired(df: pd.DataFrame, with_arm: bool) -> tuple[list, list[list[list]], s
              "printed)." if nmax == 2 else ".")
     if nmax < 2:  # one difference per cell: nothing to test it against
         note = ("Paired by seed (1 seed per cell): each cell has one difference and no spread, so its SE, interval "
-                "and tests are not testable (--); the pooled model gives the intervals.")
+                "and tests are not testable (--); the pooled model, where it can be fitted, gives intervals.")
     note += " " + holm_family_note(df, with_arm)
     if nmax >= 2 and not perm:
         note += (f" The exact sign-flip test is left out: with {nmax} seeds its smallest possible p is "
