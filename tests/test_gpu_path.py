@@ -389,3 +389,93 @@ def test_loss_window_reads_once_and_names_the_first_bad_step(acc):
         with pytest.raises(loop.NonFiniteLossError, match="epoch 0, step 1"):
             w.check(acc, "t")
     assert [op for _, op in rec.reads] == ["_to_copy"]
+
+
+# -- the runner's step loop of each task, with the batch path: no host read between windows ------
+class TinyCache:
+    def __init__(self, n=24, s=32, classes=6):
+        rng = np.random.default_rng(0)
+        self.images = rng.integers(0, 256, (n, 3, s, s), dtype=np.uint8)
+        self.masks = rng.integers(0, 3, (n, s, s), dtype=np.uint8)
+        self.labels = rng.integers(0, classes, n).astype(np.int64)
+
+    def __len__(self):
+        return len(self.images)
+
+
+def _task_reads(accelerator, task, tmp_path) -> tuple[list, list]:
+    """training.train of ``task`` (tiny ViNy, the task's own augmentation and loss, resident data,
+    the device's default AdamW, grad clipping) with a 100-step window under the host-read detector;
+    returns (reads inside the step loop, the step positions they happened at)."""
+    from diminish.config import ExperimentConfig, ViNyConfig
+    from diminish.core.batches import Batches, DeviceData, epoch_order, split_batches
+
+    device = accelerator.device
+    cfg = ExperimentConfig(name="t", model=ViNyConfig(image_size=32, patch_size=8, dim=16, depth=1, heads=1,
+                                                      dim_head=16, mlp_dim=16))
+    sc = StageConfig(epochs=3, lr=1e-3, weight_decay=0.01, gamma=0.5, milestones=(1,), batch_size=8, grad_clip=1.0)
+    data = DeviceData(TinyCache(), device, resident="always")
+    opts = []
+    rec = HostReads(host_held=lambda t: optimizer_steps(*opts)(t))
+
+    class Placed(Batches):
+        def __getitem__(self, step):
+            rec.where = (self.seed_parts[-2], step)
+            return super().__getitem__(step)
+
+    def batches(epoch):
+        index = split_batches(epoch_order(len(data), 3, epoch), sc.batch_size)
+        return Placed(data, index, functools.partial(task.augment, cfg), (0, task.kind, epoch, 0))
+
+    real = fastpath.make_optimizer
+
+    def make(*a, **k):
+        opts.append(real(*a, **k))
+        return opts[-1]
+
+    fastpath.make_optimizer = make
+    try:
+        model = task.build(cfg, 0)
+        store = Store(tmp_path / task.kind)
+        with rec:
+            training.train(model, STAGE, sc, task.loss, batches, len(data), accelerator=accelerator,
+                           checkpointer=Checkpointer(store.dir(STAGE), STAGE), progress=False, sync_every=100,
+                           checkpoint_every=1e9)
+    finally:
+        fastpath.make_optimizer = real
+    inside = [(w, op) for w, op in rec.reads if w is not None]
+    return inside, [w for w, op in inside if op != "_to_copy"]
+
+
+@pytest.mark.parametrize("kind", ["pretrain", "intermediate", "finetune"])
+def test_the_step_loop_of_each_task_reads_the_host_only_at_its_window(acc, kind, tmp_path):
+    """Forward, backward, clip and AdamW step of every task, with its augmentation and SimMIM mask
+    drawn from the per-step generator and batches indexed on the device: between window reads
+    nothing reads a device value (9 steps in a 100-step window: one read, at training's end)."""
+    from diminish.core.tasks import BY_KIND
+
+    inside, _ = _task_reads(acc, BY_KIND[kind], tmp_path)
+    window = [(w, op) for w, op in inside if op == "_to_copy"]
+    assert window == [((2, 2), "_to_copy")]  # the last step of the last epoch
+    # after it, only the final-weights check (one read) and its loss on one batch (one read)
+    assert [op for w, op in inside if op != "_to_copy"] == ["_local_scalar_dense", "_local_scalar_dense"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it)")
+def test_cuda_step_loop_makes_no_sync_between_windows(tmp_path):
+    """The same on CUDA, where torch itself reports every synchronising call
+    (set_sync_debug_mode): none may come from a step between window reads."""
+    import warnings
+
+    from diminish.core.tasks import SEGMENT
+
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            inside, _ = _task_reads(Accelerator(), SEGMENT, tmp_path)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert [op for w, op in inside if op == "_to_copy"] == ["_to_copy"]
+    syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) <= 4, syncs  # the window read, the final check's two reads, checkpoint-free
