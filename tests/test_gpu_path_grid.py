@@ -144,3 +144,50 @@ def test_a_cache_build_longer_than_the_group_timeout_does_not_end_a_multi_proces
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr[-3000:]
     assert len(list((tmp_path / "fresh-cache").glob("*/manifest.json"))) == 4
+
+
+COMPILE_COUNTING = """
+import logging, sys, torch
+compiled, recompiles = [], []
+real = torch.compile
+def aot_eager(fn, **kw):  # the runner's compile path, through AOTAutograd, without C++ code generation
+    compiled.append(getattr(fn, "__qualname__", type(fn).__name__))
+    return real(fn, backend="aot_eager")
+torch.compile = aot_eager
+class Catch(logging.Handler):
+    def emit(self, record):
+        if "ecompil" in record.getMessage():
+            recompiles.append(record.getMessage().splitlines()[0])
+torch._logging.set_logs(recompiles=True)
+for name in ("torch._dynamo", "torch._dynamo.guards", "torch._dynamo.convert_frame"):
+    logging.getLogger(name).addHandler(Catch())
+from diminish.runner import cli
+code = cli.main(sys.argv[1:])
+import torch._dynamo.utils as u
+print("COMPILE", {"compiled": compiled, "recompiles": recompiles, "graphs": u.counters["stats"]["unique_graphs"]})
+sys.exit(code)
+"""
+
+
+def test_compile_after_a_bf16_prepare_compiles_each_model_class_once_across_the_grid(grid, tmp_path):
+    """--compile with bf16 autocast: Accelerate's prepare wraps every new model's forward in a new
+    autocast closure; compiled on top of it, each of the 19 stages recompiled and dynamo fell back
+    to eager after its limit of 8 (18 recompiles measured). Compiled underneath, once per class:
+    three graphs, no recompile."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    from _runner import REPO
+
+    base, common = grid
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-c", COMPILE_COUNTING, "--all", "--no-progress", "--mixed-precision", "bf16",
+                        "--compile", "--out", str(out), *common], cwd=REPO, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = ast.literal_eval(p.stdout.split("COMPILE ")[-1].strip())
+    assert len(list((out / "tiny" / "stages").glob("*/*/done"))) == 19
+    assert sorted(got["compiled"]) == ["Classifier.forward", "Segmenter.forward", "SimMIM.forward"]
+    assert got["recompiles"] == [] and got["graphs"] == 3
