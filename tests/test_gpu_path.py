@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +18,16 @@ import torch
 from accelerate import Accelerator
 
 from _hostsync import HostReads, optimizer_steps
-from diminish.config import StageConfig
+from _runner import make_data, write_config
+from diminish.config import ExperimentConfig, StageConfig, ViNyConfig, load
 from diminish.core import fastpath, loop
+from diminish.core.batches import Batches, DeviceData, epoch_order, split_batches
 from diminish.core.loop import LossWindow, StopRequest, train_one_epoch
 from diminish.core.metrics import ConfusionMatrix
-from diminish.runner import cli, launch, schedule, stages, training
+from diminish.core.tasks import BY_KIND, SEGMENT
+from diminish.runner import accel, cli, launch, schedule, stages, training
 from diminish.runner.checkpoint import Checkpointer
-from diminish.runner.plan import Stage
+from diminish.runner.plan import Stage, build_plan
 from diminish.runner.store import Store
 
 STAGE = Stage("finetune", "a1b2c3d4e5f60718", pretrain=0, seed=0, finetune=8)
@@ -83,10 +88,6 @@ def test_jobs_threads_come_from_the_cpu_affinity_not_the_machine(monkeypatch):
 def test_caches_are_built_before_the_accelerator_exists(monkeypatch, tmp_path):
     """Ranks above 0 must not sit in a collective (NCCL: 10-minute timeout) while rank 0 decodes
     images: every cache is prepared before the Accelerator (and its process group) is made."""
-    from _runner import make_data, write_config
-    from diminish.config import load
-    from diminish.runner.plan import build_plan
-
     data = make_data(tmp_path)
     cfg = load(write_config(tmp_path / "tiny.toml", data))
     order = []
@@ -114,8 +115,6 @@ def test_caches_are_built_before_the_accelerator_exists(monkeypatch, tmp_path):
 
 
 def test_a_process_group_timeout_reaches_accelerate():
-    from diminish.runner import accel
-
     handlers = []
     real = accel.Accelerator
 
@@ -127,9 +126,7 @@ def test_a_process_group_timeout_reaches_accelerate():
     accel.Accelerator = Spy
     try:
         rt = cli.runtime(cli.parse_args(["--dist-timeout", "7"]))
-        from diminish.config import ExperimentConfig
-
-        accel.make_accelerator(ExperimentConfig(name="x"), Store(__import__("pathlib").Path("/nonexistent")), rt)
+        accel.make_accelerator(ExperimentConfig(name="x"), Store(Path("/nonexistent")), rt)
     finally:
         accel.Accelerator = real
     assert [h.timeout.total_seconds() for h in handlers if hasattr(h, "timeout")] == [7.0]
@@ -244,9 +241,6 @@ def test_fp16_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
                      "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fp16 training is not supported" in err[0] and "bf16" in err[0]
-    from diminish.config import ExperimentConfig
-    from diminish.runner import accel
-
     class Fp16:  # what `accelerate launch --mixed_precision fp16` gives the runner
         mixed_precision = "fp16"
 
@@ -407,9 +401,6 @@ def _task_reads(accelerator, task, tmp_path) -> tuple[list, list]:
     """training.train of ``task`` (tiny ViNy, the task's own augmentation and loss, resident data,
     the device's default AdamW, grad clipping) with a 100-step window under the host-read detector;
     returns (reads inside the step loop, the step positions they happened at)."""
-    from diminish.config import ExperimentConfig, ViNyConfig
-    from diminish.core.batches import Batches, DeviceData, epoch_order, split_batches
-
     device = accelerator.device
     cfg = ExperimentConfig(name="t", model=ViNyConfig(image_size=32, patch_size=8, dim=16, depth=1, heads=1,
                                                       dim_head=16, mlp_dim=16))
@@ -452,8 +443,6 @@ def test_the_step_loop_of_each_task_reads_the_host_only_at_its_window(acc, kind,
     """Forward, backward, clip and AdamW step of every task, with its augmentation and SimMIM mask
     drawn from the per-step generator and batches indexed on the device: between window reads
     nothing reads a device value (9 steps in a 100-step window: one read, at training's end)."""
-    from diminish.core.tasks import BY_KIND
-
     inside, _ = _task_reads(acc, BY_KIND[kind], tmp_path)
     window = [(w, op) for w, op in inside if op == "_to_copy"]
     assert window == [((2, 2), "_to_copy")]  # the last step of the last epoch
@@ -465,10 +454,6 @@ def test_the_step_loop_of_each_task_reads_the_host_only_at_its_window(acc, kind,
 def test_cuda_step_loop_makes_no_sync_between_windows(tmp_path):
     """The same on CUDA, where torch itself reports every synchronising call
     (set_sync_debug_mode): none may come from a step between window reads."""
-    import warnings
-
-    from diminish.core.tasks import SEGMENT
-
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -479,3 +464,24 @@ def test_cuda_step_loop_makes_no_sync_between_windows(tmp_path):
     assert [op for w, op in inside if op == "_to_copy"] == ["_to_copy"]
     syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
     assert len(syncs) <= 4, syncs  # the window read, the final check's two reads, checkpoint-free
+
+
+# -- the memory-map path: one pinned gather per batch, the next one prefetched -------------------
+def test_prefetched_batches_equal_the_plain_ones_in_any_order():
+    cache = TinyCache()
+    data = DeviceData(cache, torch.device("cpu"), resident="never")
+    index = [np.array([5, 1, 9]), np.array([0, 2]), np.array([23, 7, 7, 11])]
+
+    def make(raw, gen):
+        return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in raw.items()}
+
+    plain = Batches(data, index, make, (0, "t", 0, 0), prefetch=False)
+    ahead = Batches(data, index, make, (0, "t", 0, 0), prefetch=True)
+    for step in (0, 1, 2, 1, 0, 2):  # in order, then a jump back (a resume): the prefetched guess is dropped
+        a, b = plain[step], ahead[step]
+        assert a.keys() == b.keys() and a["n"] == b["n"]
+        for k in ("images", "masks", "labels"):
+            assert torch.equal(a[k], b[k]), (step, k)
+        assert torch.equal(a["images"], torch.from_numpy(cache.images[np.sort(index[step])]))
+    assert not Batches(data, index, make).prefetch  # off on a CPU by default
+    assert not Batches(DeviceData(cache, torch.device("cpu"), resident="always"), index, make, prefetch=True).prefetch

@@ -7,13 +7,17 @@ through a checkpoint). About 16 s per grid run on one thread."""
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from _runner import assert_same_metrics, make_data, run_cli, write_config
+from _runner import REPO, assert_same_metrics, make_data, run_cli, write_config
 from diminish.host import usable_cores
 from diminish.results import read_results
 
@@ -127,12 +131,6 @@ def test_a_cache_build_longer_than_the_group_timeout_does_not_end_a_multi_proces
     built before the group exists (the ranks take the cache lock in turn), so no rank waits in a
     collective while another decodes; before, rank 1 waited in main_process_first's barrier and the
     run died on the timeout (as the first multi-GPU run would on NCCL's 10 minutes)."""
-    import os
-    import subprocess
-    import sys
-
-    from _runner import REPO
-
     base, common = grid
     script = tmp_path / "slow_build_run.py"
     script.write_text(SLOW_BUILD.format(src=str(REPO / "src"), slow=8, timeout=4))
@@ -174,13 +172,6 @@ def test_compile_after_a_bf16_prepare_compiles_each_model_class_once_across_the_
     autocast closure; compiled on top of it, each of the 19 stages recompiled and dynamo fell back
     to eager after its limit of 8 (18 recompiles measured). Compiled underneath, once per class:
     three graphs, no recompile."""
-    import ast
-    import os
-    import subprocess
-    import sys
-
-    from _runner import REPO
-
     base, common = grid
     out = tmp_path / "out"
     p = subprocess.run([sys.executable, "-c", COMPILE_COUNTING, "--all", "--no-progress", "--mixed-precision", "bf16",
