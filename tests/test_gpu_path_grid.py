@@ -52,10 +52,11 @@ def epoch_losses(out: Path) -> dict:
     return got
 
 
-@pytest.mark.parametrize("switch", [("--resident", "always"), ("--sync-every", "25")], ids=["resident", "sync25"])
+@pytest.mark.parametrize("switch", [("--resident", "always"), ("--sync-every", "25", "--checkpoint-every", "1000")],
+                         ids=["resident", "sync25"])
 def test_a_gpu_switch_gives_the_records_of_the_default_run(grid, switch):
     base, common = grid
-    out = base / switch[0].strip("-")
+    out = base / switch[0].strip("-")  # sync25: the GPU cadence too, so one window spans a stage's epochs
     code, _, err = run_cli("--all", "--out", str(out), *common, *switch)
     assert code == 0, err
     assert records(out) == records(base / "clean")

@@ -115,6 +115,17 @@ class DeviceData:
         return out
 
 
+_PREFETCH: list = []  # the process's one prefetch thread, made on first use
+
+
+def _prefetcher() -> ThreadPoolExecutor:
+    """One background thread for every batch source of the process: a source dropped before its
+    last step (the final-weights check takes one batch) leaves at most one finished gather behind."""
+    if not _PREFETCH:
+        _PREFETCH.append(ThreadPoolExecutor(1, thread_name_prefix="diminish-prefetch"))
+    return _PREFETCH[0]
+
+
 class Batches:
     """A batch source for the engine: ``batches[step]`` indexes, moves and transforms one batch.
 
@@ -134,7 +145,6 @@ class Batches:
         if prefetch is None:
             prefetch = not data.on_device and data.device.type == "cuda"
         self.prefetch = prefetch and not data.on_device
-        self._pool: ThreadPoolExecutor | None = None
         self._next: tuple[int, Future] | None = None
 
     def __len__(self) -> int:
@@ -143,17 +153,12 @@ class Batches:
     def _raw(self, step: int) -> dict:
         if not self.prefetch:
             return self.data.take(self.index_batches[step])
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="diminish-prefetch")
         pending, self._next = self._next, None
         host = pending[1].result() if pending is not None and pending[0] == step else None
         if host is None:
             host = self.data.gather(self.index_batches[step])
         if step + 1 < len(self.index_batches):
-            self._next = (step + 1, self._pool.submit(self.data.gather, self.index_batches[step + 1]))
-        else:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+            self._next = (step + 1, _prefetcher().submit(self.data.gather, self.index_batches[step + 1]))
         return self.data.upload(host)
 
     def __getitem__(self, step: int):
