@@ -91,7 +91,8 @@ class DeviceData:
             arr = getattr(self.cache, name)
             if arr is None:
                 continue
-            t = torch.empty((len(idx), *arr.shape[1:]), dtype=torch.from_numpy(arr[:0]).dtype, pin_memory=pin)
+            t = torch.empty((len(idx), *arr.shape[1:]), dtype=torch.from_numpy(np.empty(0, arr.dtype)).dtype,
+                            pin_memory=pin)
             np.take(arr, idx, axis=0, out=t.numpy())
             out[name] = t
         return out
