@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +18,16 @@ import torch
 from accelerate import Accelerator
 
 from _hostsync import HostReads, optimizer_steps
-from diminish.config import StageConfig
+from _runner import make_data, write_config
+from diminish.config import ExperimentConfig, StageConfig, ViNyConfig, load
 from diminish.core import fastpath, loop
+from diminish.core.batches import Batches, DeviceData, epoch_order, split_batches
 from diminish.core.loop import LossWindow, StopRequest, train_one_epoch
 from diminish.core.metrics import ConfusionMatrix
-from diminish.runner import cli, launch, schedule, stages, training
+from diminish.core.tasks import BY_KIND, SEGMENT
+from diminish.runner import accel, cli, launch, schedule, stages, training
 from diminish.runner.checkpoint import Checkpointer
-from diminish.runner.plan import Stage
+from diminish.runner.plan import Stage, build_plan
 from diminish.runner.store import Store
 
 STAGE = Stage("finetune", "a1b2c3d4e5f60718", pretrain=0, seed=0, finetune=8)
@@ -83,10 +88,6 @@ def test_jobs_threads_come_from_the_cpu_affinity_not_the_machine(monkeypatch):
 def test_caches_are_built_before_the_accelerator_exists(monkeypatch, tmp_path):
     """Ranks above 0 must not sit in a collective (NCCL: 10-minute timeout) while rank 0 decodes
     images: every cache is prepared before the Accelerator (and its process group) is made."""
-    from _runner import make_data, write_config
-    from diminish.config import load
-    from diminish.runner.plan import build_plan
-
     data = make_data(tmp_path)
     cfg = load(write_config(tmp_path / "tiny.toml", data))
     order = []
@@ -114,8 +115,6 @@ def test_caches_are_built_before_the_accelerator_exists(monkeypatch, tmp_path):
 
 
 def test_a_process_group_timeout_reaches_accelerate():
-    from diminish.runner import accel
-
     handlers = []
     real = accel.Accelerator
 
@@ -127,9 +126,7 @@ def test_a_process_group_timeout_reaches_accelerate():
     accel.Accelerator = Spy
     try:
         rt = cli.runtime(cli.parse_args(["--dist-timeout", "7"]))
-        from diminish.config import ExperimentConfig
-
-        accel.make_accelerator(ExperimentConfig(name="x"), Store(__import__("pathlib").Path("/nonexistent")), rt)
+        accel.make_accelerator(ExperimentConfig(name="x"), Store(Path("/nonexistent")), rt)
     finally:
         accel.Accelerator = real
     assert [h.timeout.total_seconds() for h in handlers if hasattr(h, "timeout")] == [7.0]
@@ -244,9 +241,6 @@ def test_fp16_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
                      "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fp16 training is not supported" in err[0] and "bf16" in err[0]
-    from diminish.config import ExperimentConfig
-    from diminish.runner import accel
-
     class Fp16:  # what `accelerate launch --mixed_precision fp16` gives the runner
         mixed_precision = "fp16"
 
@@ -389,3 +383,105 @@ def test_loss_window_reads_once_and_names_the_first_bad_step(acc):
         with pytest.raises(loop.NonFiniteLossError, match="epoch 0, step 1"):
             w.check(acc, "t")
     assert [op for _, op in rec.reads] == ["_to_copy"]
+
+
+# -- the runner's step loop of each task, with the batch path: no host read between windows ------
+class TinyCache:
+    def __init__(self, n=24, s=32, classes=6):
+        rng = np.random.default_rng(0)
+        self.images = rng.integers(0, 256, (n, 3, s, s), dtype=np.uint8)
+        self.masks = rng.integers(0, 3, (n, s, s), dtype=np.uint8)
+        self.labels = rng.integers(0, classes, n).astype(np.int64)
+
+    def __len__(self):
+        return len(self.images)
+
+
+def _task_reads(accelerator, task, tmp_path) -> tuple[list, list]:
+    """training.train of ``task`` (tiny ViNy, the task's own augmentation and loss, resident data,
+    the device's default AdamW, grad clipping) with a 100-step window under the host-read detector;
+    returns (reads inside the step loop, the step positions they happened at)."""
+    device = accelerator.device
+    cfg = ExperimentConfig(name="t", model=ViNyConfig(image_size=32, patch_size=8, dim=16, depth=1, heads=1,
+                                                      dim_head=16, mlp_dim=16))
+    sc = StageConfig(epochs=3, lr=1e-3, weight_decay=0.01, gamma=0.5, milestones=(1,), batch_size=8, grad_clip=1.0)
+    data = DeviceData(TinyCache(), device, resident="always")
+    opts = []
+    rec = HostReads(host_held=lambda t: optimizer_steps(*opts)(t))
+
+    class Placed(Batches):
+        def __getitem__(self, step):
+            rec.where = (self.seed_parts[-2], step)
+            return super().__getitem__(step)
+
+    def batches(epoch):
+        index = split_batches(epoch_order(len(data), 3, epoch), sc.batch_size)
+        return Placed(data, index, functools.partial(task.augment, cfg), (0, task.kind, epoch, 0))
+
+    real = fastpath.make_optimizer
+
+    def make(*a, **k):
+        opts.append(real(*a, **k))
+        return opts[-1]
+
+    fastpath.make_optimizer = make
+    try:
+        model = task.build(cfg, 0)
+        store = Store(tmp_path / task.kind)
+        with rec:
+            training.train(model, STAGE, sc, task.loss, batches, len(data), accelerator=accelerator,
+                           checkpointer=Checkpointer(store.dir(STAGE), STAGE), progress=False, sync_every=100,
+                           checkpoint_every=1e9)
+    finally:
+        fastpath.make_optimizer = real
+    inside = [(w, op) for w, op in rec.reads if w is not None]
+    return inside, [w for w, op in inside if op != "_to_copy"]
+
+
+@pytest.mark.parametrize("kind", ["pretrain", "intermediate", "finetune"])
+def test_the_step_loop_of_each_task_reads_the_host_only_at_its_window(acc, kind, tmp_path):
+    """Forward, backward, clip and AdamW step of every task, with its augmentation and SimMIM mask
+    drawn from the per-step generator and batches indexed on the device: between window reads
+    nothing reads a device value (9 steps in a 100-step window: one read, at training's end)."""
+    inside, _ = _task_reads(acc, BY_KIND[kind], tmp_path)
+    window = [(w, op) for w, op in inside if op == "_to_copy"]
+    assert window == [((2, 2), "_to_copy")]  # the last step of the last epoch
+    # after it, only the final-weights check (one read) and its loss on one batch (one read)
+    assert [op for w, op in inside if op != "_to_copy"] == ["_local_scalar_dense", "_local_scalar_dense"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it)")
+def test_cuda_step_loop_makes_no_sync_between_windows(tmp_path):
+    """The same on CUDA, where torch itself reports every synchronising call
+    (set_sync_debug_mode): none may come from a step between window reads."""
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            inside, _ = _task_reads(Accelerator(), SEGMENT, tmp_path)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert [op for w, op in inside if op == "_to_copy"] == ["_to_copy"]
+    syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) <= 4, syncs  # the window read, the final check's two reads, checkpoint-free
+
+
+# -- the memory-map path: one pinned gather per batch, the next one prefetched -------------------
+def test_prefetched_batches_equal_the_plain_ones_in_any_order():
+    cache = TinyCache()
+    data = DeviceData(cache, torch.device("cpu"), resident="never")
+    index = [np.array([5, 1, 9]), np.array([0, 2]), np.array([23, 7, 7, 11])]
+
+    def make(raw, gen):
+        return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in raw.items()}
+
+    plain = Batches(data, index, make, (0, "t", 0, 0), prefetch=False)
+    ahead = Batches(data, index, make, (0, "t", 0, 0), prefetch=True)
+    for step in (0, 1, 2, 1, 0, 2):  # in order, then a jump back (a resume): the prefetched guess is dropped
+        a, b = plain[step], ahead[step]
+        assert a.keys() == b.keys() and a["n"] == b["n"]
+        for k in ("images", "masks", "labels"):
+            assert torch.equal(a[k], b[k]), (step, k)
+        assert torch.equal(a["images"], torch.from_numpy(cache.images[np.sort(index[step])]))
+    assert not Batches(data, index, make).prefetch  # off on a CPU by default
+    assert not Batches(DeviceData(cache, torch.device("cpu"), resident="always"), index, make, prefetch=True).prefetch

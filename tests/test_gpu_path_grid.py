@@ -7,13 +7,17 @@ through a checkpoint). About 16 s per grid run on one thread."""
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from _runner import assert_same_metrics, make_data, run_cli, write_config
+from _runner import REPO, assert_same_metrics, make_data, run_cli, write_config
 from diminish.host import usable_cores
 from diminish.results import read_results
 
@@ -48,10 +52,11 @@ def epoch_losses(out: Path) -> dict:
     return got
 
 
-@pytest.mark.parametrize("switch", [("--resident", "always"), ("--sync-every", "25")], ids=["resident", "sync25"])
+@pytest.mark.parametrize("switch", [("--resident", "always"), ("--sync-every", "25", "--checkpoint-every", "1000")],
+                         ids=["resident", "sync25"])
 def test_a_gpu_switch_gives_the_records_of_the_default_run(grid, switch):
     base, common = grid
-    out = base / switch[0].strip("-")
+    out = base / switch[0].strip("-")  # sync25: the GPU cadence too, so one window spans a stage's epochs
     code, _, err = run_cli("--all", "--out", str(out), *common, *switch)
     assert code == 0, err
     assert records(out) == records(base / "clean")
@@ -127,12 +132,6 @@ def test_a_cache_build_longer_than_the_group_timeout_does_not_end_a_multi_proces
     built before the group exists (the ranks take the cache lock in turn), so no rank waits in a
     collective while another decodes; before, rank 1 waited in main_process_first's barrier and the
     run died on the timeout (as the first multi-GPU run would on NCCL's 10 minutes)."""
-    import os
-    import subprocess
-    import sys
-
-    from _runner import REPO
-
     base, common = grid
     script = tmp_path / "slow_build_run.py"
     script.write_text(SLOW_BUILD.format(src=str(REPO / "src"), slow=8, timeout=4))
@@ -144,3 +143,43 @@ def test_a_cache_build_longer_than_the_group_timeout_does_not_end_a_multi_proces
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr[-3000:]
     assert len(list((tmp_path / "fresh-cache").glob("*/manifest.json"))) == 4
+
+
+COMPILE_COUNTING = """
+import logging, sys, torch
+compiled, recompiles = [], []
+real = torch.compile
+def aot_eager(fn, **kw):  # the runner's compile path, through AOTAutograd, without C++ code generation
+    compiled.append(getattr(fn, "__qualname__", type(fn).__name__))
+    return real(fn, backend="aot_eager")
+torch.compile = aot_eager
+class Catch(logging.Handler):
+    def emit(self, record):
+        if "ecompil" in record.getMessage():
+            recompiles.append(record.getMessage().splitlines()[0])
+torch._logging.set_logs(recompiles=True)
+for name in ("torch._dynamo", "torch._dynamo.guards", "torch._dynamo.convert_frame"):
+    logging.getLogger(name).addHandler(Catch())
+from diminish.runner import cli
+code = cli.main(sys.argv[1:])
+import torch._dynamo.utils as u
+print("COMPILE", {"compiled": compiled, "recompiles": recompiles, "graphs": u.counters["stats"]["unique_graphs"]})
+sys.exit(code)
+"""
+
+
+def test_compile_after_a_bf16_prepare_compiles_each_model_class_once_across_the_grid(grid, tmp_path):
+    """--compile with bf16 autocast: Accelerate's prepare wraps every new model's forward in a new
+    autocast closure; compiled on top of it, each of the 19 stages recompiled and dynamo fell back
+    to eager after its limit of 8 (18 recompiles measured). Compiled underneath, once per class:
+    three graphs, no recompile."""
+    base, common = grid
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-c", COMPILE_COUNTING, "--all", "--no-progress", "--mixed-precision", "bf16",
+                        "--compile", "--out", str(out), *common], cwd=REPO, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = ast.literal_eval(p.stdout.split("COMPILE ")[-1].strip())
+    assert len(list((out / "tiny" / "stages").glob("*/*/done"))) == 19
+    assert sorted(got["compiled"]) == ["Classifier.forward", "Segmenter.forward", "SimMIM.forward"]
+    assert got["recompiles"] == [] and got["graphs"] == 3

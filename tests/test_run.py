@@ -179,8 +179,8 @@ _PATCHED_RUN = """
 import functools, sys, torch
 calls = []
 real = torch.compile
-def compile_eager(model, **kw):  # the runner's wrapper path, without a C++ compile
-    calls.append(type(model).__name__)
+def compile_eager(model, **kw):  # the runner's compile path (a class's forward), without a C++ compile
+    calls.append(getattr(model, "__qualname__", type(model).__name__).removesuffix(".forward"))
     return real(model, backend="eager")
 torch.compile = compile_eager
 from diminish.runner import cli as run

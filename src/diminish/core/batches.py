@@ -10,6 +10,8 @@ turns the raw uint8 arrays into it.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -78,21 +80,51 @@ class DeviceData:
         """Bytes this cache holds on the device (0 when batches come from the memory map)."""
         return sum(t.nbytes for t in self._t.values())
 
-    def take(self, idx) -> dict:
+    def gather(self, idx) -> dict:
+        """Host side of :meth:`take` for a cache read from the memory map: this batch's rows
+        (``idx`` sorted), gathered in one copy into pinned memory when the device is a GPU (so the
+        transfer that follows does not block), else into ordinary tensors."""
         idx = np.sort(np.asarray(idx, dtype=np.int64))
-        out = {"n": len(idx)}
-        if self.on_device:
-            t = torch.from_numpy(idx)
-            if self.device.type != "cpu":  # a blocking copy from pageable memory would sync every step
-                t = t.pin_memory()
-            t = t.to(self.device, non_blocking=True)
-            out.update({k: v[t] for k, v in self._t.items()})
-            return out
+        out: dict = {"n": len(idx)}
+        pin = self.device.type == "cuda"
         for name in ("images", "masks", "labels"):
             arr = getattr(self.cache, name)
-            if arr is not None:
-                out[name] = torch.from_numpy(np.ascontiguousarray(arr[idx])).to(self.device, non_blocking=True)
+            if arr is None:
+                continue
+            t = torch.empty((len(idx), *arr.shape[1:]), dtype=torch.from_numpy(np.empty(0, arr.dtype)).dtype,
+                            pin_memory=pin)
+            np.take(arr, idx, axis=0, out=t.numpy())
+            out[name] = t
         return out
+
+    def upload(self, host: dict) -> dict:
+        """:meth:`gather`'s tensors on the device (non-blocking copies from pinned memory)."""
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in host.items()}
+
+    def take(self, idx) -> dict:
+        """This batch's arrays on the device: indexed in place when resident, else gathered from
+        the memory map (:meth:`gather`) and transferred (:meth:`upload`)."""
+        if not self.on_device:
+            return self.upload(self.gather(idx))
+        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        out = {"n": len(idx)}
+        t = torch.from_numpy(idx)
+        if self.device.type != "cpu":  # a blocking copy from pageable memory would sync every step
+            t = t.pin_memory()
+        t = t.to(self.device, non_blocking=True)
+        out.update({k: v[t] for k, v in self._t.items()})
+        return out
+
+
+_PREFETCH: list = []  # the process's one prefetch thread, made on first use
+
+
+def _prefetcher() -> ThreadPoolExecutor:
+    """One background thread for every batch source of the process: a source dropped before its
+    last step (the final-weights check takes one batch) leaves at most one finished gather behind."""
+    if not _PREFETCH:
+        _PREFETCH.append(ThreadPoolExecutor(1, thread_name_prefix="diminish-prefetch"))
+    return _PREFETCH[0]
 
 
 class Batches:
@@ -100,17 +132,38 @@ class Batches:
 
     The generator handed to ``make`` is re-seeded from ``(*seed_parts, step)`` at every step, so
     a step's augmentation and masks depend on nothing but its position.
+
+    ``prefetch`` (default: on when the data is read from the memory map for a GPU): while step
+    ``s`` trains, a background thread gathers step ``s + 1``'s rows into pinned memory, so the
+    host's gather overlaps the device's work. The rows are a pure function of the step, so the
+    batches are the same with it or without it.
     """
 
-    def __init__(self, data: DeviceData, index_batches: list, make, seed_parts: tuple | None = None) -> None:
+    def __init__(self, data: DeviceData, index_batches: list, make, seed_parts: tuple | None = None,
+                 prefetch: bool | None = None) -> None:
         self.data, self.index_batches, self.make, self.seed_parts = data, index_batches, make, seed_parts
         self.gen = torch.Generator(device=data.device) if seed_parts is not None else None
+        if prefetch is None:
+            prefetch = not data.on_device and data.device.type == "cuda"
+        self.prefetch = prefetch and not data.on_device
+        self._next: tuple[int, Future] | None = None
 
     def __len__(self) -> int:
         return len(self.index_batches)
 
+    def _raw(self, step: int) -> dict:
+        if not self.prefetch:
+            return self.data.take(self.index_batches[step])
+        pending, self._next = self._next, None
+        host = pending[1].result() if pending is not None and pending[0] == step else None
+        if host is None:
+            host = self.data.gather(self.index_batches[step])
+        if step + 1 < len(self.index_batches):
+            self._next = (step + 1, _prefetcher().submit(self.data.gather, self.index_batches[step + 1]))
+        return self.data.upload(host)
+
     def __getitem__(self, step: int):
-        raw = self.data.take(self.index_batches[step])
+        raw = self._raw(step)
         if self.gen is not None:
             self.gen.manual_seed(derive_seed(*self.seed_parts, step))
         return self.make(raw, self.gen)

@@ -251,7 +251,8 @@ def run_jobs(opts: RunOptions, plan: Plan, store: Store) -> int:
     bad = [c for c in codes if c != 0]
     if bad:
         return max(bad) if all(c > 0 for c in bad) else 1
-    tidy_and_assemble(plan, store, opts.rt, opts.claim_timeout)
+    if opts.assemble:  # --no-assemble: the stages only (gpu_check's --jobs step, where netCDF4 may be absent)
+        tidy_and_assemble(plan, store, opts.rt, opts.claim_timeout)
     return 0
 
 

@@ -89,9 +89,11 @@ def train(model, stage: Stage, sc: StageConfig, loss_fn, make_batches, n_images:
     if every is None:  # CPU epochs are long next to a write; GPU epochs of small stages are not
         every = 0.0 if device.type == "cpu" else 30.0
 
-    pmodel, popt = acc.prepare(model, opt)  # pmodel, not the compiled wrapper, is saved and returned
+    if compile:  # under Accelerate's autocast wrapper, once per model class (fastpath.compile_forward)
+        fastpath.compile_forward(model)
+    pmodel, popt = acc.prepare(model, opt)
     state.model = acc.unwrap_model(pmodel)  # the same module (DDP only wraps it)
-    fmodel = fastpath.maybe_compile(pmodel, compile)  # the same parameters, a compiled forward
+    fmodel = pmodel
     steps = math.ceil(n_images / sc.batch_size) if n_images else 0
     bar = tqdm(total=sc.epochs * steps, initial=state.epoch * steps + state.step, desc=stage.label,
                unit="step", leave=False, dynamic_ncols=True, disable=not (acc.is_main_process and progress))
